@@ -1,0 +1,126 @@
+// Package activities holds the Temporal activities: each does one kind of I/O
+// (the task store, the Graph API) and is safe to retry.
+//
+// Secrets never travel in activity inputs or results: inputs name a token by
+// id and the activity resolves its secret from the reference in the store.
+package activities
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/store"
+)
+
+// Activities is registered with the worker; its fields are its dependencies.
+type Activities struct {
+	Store           store.Store
+	Graph           *graph.Client
+	PlatformTokenID string
+	// Now is the clock for leases and backoffs; nil means time.Now.
+	Now func() time.Time
+}
+
+func (a *Activities) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now().UTC()
+}
+
+// ClaimBatchInput asks for a batch of pending claims.
+type ClaimBatchInput struct {
+	Owner    string // lease owner: the Dispatcher run
+	Limit    int
+	LeaseTTL time.Duration
+}
+
+// TenantGroup is one tenant's share of a claimed batch.
+type TenantGroup struct {
+	TenantID string
+	ClaimIDs []int64
+}
+
+// ClaimBatchResult lists the claimed claims by tenant, tenants in id order.
+// Only ids travel: the claims' personal data (handles) stays in the store.
+type ClaimBatchResult struct {
+	Claimed int
+	Groups  []TenantGroup
+}
+
+// ClaimBatch leases up to Limit pending claims and groups them by tenant.
+func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimBatchResult, error) {
+	claims, err := a.Store.Claim(ctx, in.Owner, in.Limit, in.LeaseTTL, a.now())
+	if err != nil {
+		return ClaimBatchResult{}, fmt.Errorf("claim batch: %w", err)
+	}
+	byTenant := map[string][]int64{}
+	for _, c := range claims {
+		byTenant[c.Tenant] = append(byTenant[c.Tenant], c.ID)
+	}
+	res := ClaimBatchResult{Claimed: len(claims)}
+	for tenant, ids := range byTenant {
+		res.Groups = append(res.Groups, TenantGroup{TenantID: tenant, ClaimIDs: ids})
+	}
+	sort.Slice(res.Groups, func(i, j int) bool { return res.Groups[i].TenantID < res.Groups[j].TenantID })
+	activity.GetLogger(ctx).Info("claimed batch", "claimed", len(claims), "tenants", len(res.Groups))
+	return res, nil
+}
+
+// RecordVerdicts stores decisions; claims already decided are left alone.
+// It returns how many it decided now.
+func (a *Activities) RecordVerdicts(ctx context.Context, decisions []store.Decision) (int, error) {
+	ids, err := a.Store.Decide(ctx, decisions, a.now())
+	if err != nil {
+		return 0, fmt.Errorf("record %d verdicts: %w", len(decisions), err)
+	}
+	return len(ids), nil
+}
+
+// Deferral hands one claim back to pending for a while.
+type Deferral struct {
+	ClaimID int64
+	After   time.Duration // not to be claimed again before now+After
+	Reason  string
+}
+
+// DeferInput returns claims to pending.
+type DeferInput struct {
+	Owner     string
+	Deferrals []Deferral
+}
+
+// DeferClaims returns leased claims to pending; decided ones are untouched.
+func (a *Activities) DeferClaims(ctx context.Context, in DeferInput) (int, error) {
+	now := a.now()
+	ds := make([]store.Deferral, len(in.Deferrals))
+	for i, d := range in.Deferrals {
+		ds[i] = store.Deferral{ClaimID: d.ClaimID, NotBefore: now.Add(d.After), Reason: d.Reason}
+	}
+	n, err := a.Store.Defer(ctx, in.Owner, ds)
+	if err != nil {
+		return 0, fmt.Errorf("defer %d claims: %w", len(ds), err)
+	}
+	return n, nil
+}
+
+// ExtendLeaseInput keeps a batch's claims leased.
+type ExtendLeaseInput struct {
+	Owner    string
+	ClaimIDs []int64
+	TTL      time.Duration
+}
+
+// ExtendLease keeps claims leased to Owner for TTL more.
+func (a *Activities) ExtendLease(ctx context.Context, in ExtendLeaseInput) (int, error) {
+	n, err := a.Store.ExtendLease(ctx, in.Owner, in.ClaimIDs, in.TTL, a.now())
+	if err != nil {
+		return 0, fmt.Errorf("extend lease: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,302 @@
+package activities
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/evidence"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/secret"
+	"github.com/socialproof/verifier/internal/store"
+)
+
+// Verdict methods.
+const (
+	MethodGraph = "graph" // decided by reading the Graph API
+	MethodRule  = "rule"  // decided by a rule, without a call (unverifiable kinds)
+)
+
+// maxPagesPerClaim bounds how deep one claim's check pages through a busy
+// object. Comments come newest first and paging stops at the claim's `since`,
+// so only very busy objects reach it.
+const maxPagesPerClaim = 40
+
+// PlanInput names one tenant's share of a batch.
+type PlanInput struct {
+	TenantID string
+	ClaimIDs []int64
+}
+
+// Plan says how a tenant's claims will be handled.
+type Plan struct {
+	TenantKnown    bool
+	Tier           store.Tier
+	TokenID        string  // the token verification calls use
+	Verifiable     []int64 // in target order, so checks of one object run together
+	Unverifiable   []Unverifiable
+	AlreadyDecided int // decided since they were claimed (a previous attempt got there)
+}
+
+// Unverifiable is a claim of a kind no Graph API read can prove.
+type Unverifiable struct {
+	ClaimID int64
+	Kind    claim.Kind
+}
+
+// PlanBatch loads a tenant's claims and splits them by what can be proven.
+// Standard tenants are verified with the platform token; premium tenants with
+// their own when they have one.
+func (a *Activities) PlanBatch(ctx context.Context, in PlanInput) (Plan, error) {
+	var p Plan
+	tenant, err := a.Store.Tenant(ctx, in.TenantID)
+	if errors.Is(err, store.ErrNotFound) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("plan batch: %w", err)
+	}
+	p.TenantKnown = true
+	p.Tier = tenant.Tier
+	p.TokenID = a.PlatformTokenID
+	if tenant.Tier == store.TierPremium && tenant.TokenID != "" {
+		p.TokenID = tenant.TokenID
+	}
+	claims, err := a.Store.Claims(ctx, in.ClaimIDs)
+	if err != nil {
+		return p, fmt.Errorf("plan batch: %w", err)
+	}
+	sortByTarget(claims)
+	for _, c := range claims {
+		switch {
+		case c.Status == store.StatusDecided:
+			p.AlreadyDecided++
+		case !c.Kind.Verifiable():
+			p.Unverifiable = append(p.Unverifiable, Unverifiable{ClaimID: c.ID, Kind: c.Kind})
+		default:
+			p.Verifiable = append(p.Verifiable, c.ID)
+		}
+	}
+	return p, nil
+}
+
+// VerifyInput is a chunk of claims to check with one token.
+type VerifyInput struct {
+	TenantID   string
+	TokenID    string
+	ClaimIDs   []int64
+	LeaseOwner string
+	LeaseTTL   time.Duration
+	// Final: this is the re-check after the grace delay, so a claim still
+	// without evidence is rejected. On the first check it is reported Absent.
+	Final bool
+}
+
+// VerifyResult reports a chunk. Verified and rejected claims are already
+// recorded in the store; the rest come back for the workflow to decide on.
+type VerifyResult struct {
+	Verified int
+	Rejected int
+	Absent   []int64  // no evidence yet: re-check after the grace delay
+	Deferred []Failed // could not be checked now, for a reason that is not the claim's fault
+	Calls    int      // Graph API calls made
+	Usage    graph.Usage
+}
+
+// Failed is a claim whose check failed, with the class of the failure.
+type Failed struct {
+	ClaimID    int64
+	Class      graph.Class
+	Reason     string
+	RetryAfter time.Duration `json:",omitempty"`
+}
+
+// Evidence is what a verdict rests on, stored as JSON beside it.
+type Evidence struct {
+	Endpoint string           `json:"endpoint"`
+	Object   string           `json:"object"`
+	Match    *evidence.Action `json:"match,omitempty"`
+	Pages    int              `json:"pages,omitempty"`
+	Scanned  int              `json:"scanned,omitempty"`
+	Reason   string           `json:"reason,omitempty"` // why nothing proved the claim
+}
+
+func (e Evidence) json() string {
+	b, _ := json.Marshal(e)
+	return string(b)
+}
+
+// VerifyClaims checks each claim of the chunk with Graph API reads and records
+// the claims it can decide. A throttle or a broken token stops the chunk at
+// once (more calls would extend a block); the unchecked claims come back as
+// Deferred with that class. No failure of Meta's or ours rejects a claim:
+// only a completed read without proof, confirmed on the Final re-check, does.
+func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyResult, error) {
+	var res VerifyResult
+	log := activity.GetLogger(ctx)
+	if in.LeaseOwner != "" {
+		if _, err := a.Store.ExtendLease(ctx, in.LeaseOwner, in.ClaimIDs, in.LeaseTTL, a.now()); err != nil {
+			return res, fmt.Errorf("verify: extend lease: %w", err)
+		}
+	}
+	tenant, err := a.Store.Tenant(ctx, in.TenantID)
+	if err != nil {
+		return res, fmt.Errorf("verify: %w", err)
+	}
+	claims, err := a.Store.Claims(ctx, in.ClaimIDs)
+	if err != nil {
+		return res, fmt.Errorf("verify: %w", err)
+	}
+	session, err := a.session(ctx, in.TokenID)
+	if err != nil {
+		// A token we cannot even load is a broken token: nothing is rejected.
+		log.Error("token unusable", "TokenID", in.TokenID, "error", err)
+		for _, c := range claims {
+			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: graph.TokenBroken, Reason: err.Error()})
+		}
+		return res, nil
+	}
+
+	var decisions []store.Decision
+	var stop *graph.Error // a throttle or broken token: no more calls on this token
+	for i, c := range claims {
+		if c.Status == store.StatusDecided {
+			continue
+		}
+		if stop != nil {
+			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: stop.Class, Reason: "not called: " + stop.Error(), RetryAfter: stop.RetryAfter})
+			continue
+		}
+		activity.RecordHeartbeat(ctx, i)
+		ev, found, calls, err := a.check(session, tenant, c)
+		res.Calls += calls
+		var ge *graph.Error
+		switch {
+		case err == nil && found:
+			decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: store.VerdictVerified, Method: MethodGraph, Evidence: ev.json()})
+		case err == nil || graph.ClassOf(err) == graph.NotFound:
+			if err != nil {
+				ev.Reason = "target_not_found"
+			}
+			if in.Final {
+				decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: store.VerdictRejected, Method: MethodGraph, Evidence: ev.json()})
+			} else {
+				res.Absent = append(res.Absent, c.ID)
+			}
+		case errors.As(err, &ge):
+			res.Usage = ge.Usage
+			f := Failed{ClaimID: c.ID, Class: ge.Class, Reason: ge.Error(), RetryAfter: ge.RetryAfter}
+			res.Deferred = append(res.Deferred, f)
+			if ge.Class == graph.Throttled || ge.Class == graph.TokenBroken {
+				stop = ge
+				log.Warn("token stopped", "TokenID", in.TokenID, "class", ge.Class, "code", ge.Code, "subcode", ge.Subcode, "retryAfter", ge.RetryAfter)
+			}
+		default:
+			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: graph.Transient, Reason: err.Error()})
+		}
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+	}
+	if len(decisions) > 0 {
+		if _, err := a.Store.Decide(ctx, decisions, a.now()); err != nil {
+			// Retrying re-reads Meta; the reads are cheap next to losing verdicts.
+			return res, fmt.Errorf("verify: record verdicts: %w", err)
+		}
+	}
+	for _, d := range decisions {
+		if d.Verdict == store.VerdictVerified {
+			res.Verified++
+		} else {
+			res.Rejected++
+		}
+	}
+	return res, nil
+}
+
+func (a *Activities) session(ctx context.Context, tokenID string) (*graph.Session, error) {
+	tok, err := a.Store.Token(ctx, tokenID)
+	if err != nil {
+		return nil, fmt.Errorf("token %s: %w", tokenID, err)
+	}
+	value, err := secret.Resolve(tok.SecretRef)
+	if err != nil {
+		return nil, fmt.Errorf("token %s: %w", tokenID, err)
+	}
+	return a.Graph.Session(ctx, value), nil
+}
+
+// check reads the Graph API for one claim: found reports proof, ev describes
+// what was read either way.
+func (a *Activities) check(s *graph.Session, tenant store.Tenant, c store.Claim) (ev Evidence, found bool, calls int, err error) {
+	ev.Object = c.Target
+	switch c.Kind {
+	case claim.IGMention:
+		brand := tenant.InstagramAccount()
+		ev.Endpoint = "GET /{ig-user-id}?fields=mentioned_media"
+		if brand == "" {
+			return ev, false, 0, &graph.Error{Class: graph.Permanent, Op: ev.Endpoint, Message: "tenant has no Instagram account"}
+		}
+		action, _, err := s.MentionedMedia(brand, c.Target)
+		if err != nil {
+			return ev, false, 1, err
+		}
+		ev.Pages, ev.Scanned = 1, 1
+		if m := evidence.Check(c.Claim, action); m != evidence.NoMatch {
+			ev.Reason = string(m)
+			return ev, false, 1, nil
+		}
+		ev.Match = &action
+		return ev, true, 1, nil
+	case claim.IGComment:
+		return scan(s.Edge(c.Target, "comments", "id,text,timestamp,username,from{id,username}"), c, "GET /{ig-media-id}/comments")
+	case claim.IGTag:
+		return scan(s.Edge(c.Target, "tags", "id,username,caption,timestamp,media_type"), c, "GET /{ig-user-id}/tags")
+	case claim.FBComment:
+		return scan(s.Edge(c.Target, "comments", "id,message,created_time,from{id,name}"), c, "GET /{post-id}/comments")
+	case claim.FBReaction:
+		return scan(s.Edge(c.Target, "reactions", "id,name,type"), c, "GET /{post-id}/reactions")
+	}
+	return ev, false, 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("kind %s has no Graph check", c.Kind), "Unverifiable", nil)
+}
+
+// scan pages through an edge until an action proves the claim, the pages get
+// older than the claim's since, or the edge ends.
+func scan(p *graph.Pager, c store.Claim, endpoint string) (ev Evidence, found bool, calls int, err error) {
+	ev = Evidence{Endpoint: endpoint, Object: c.Target, Reason: string(evidence.OtherPerson)}
+	for !p.Done() && p.Calls < maxPagesPerClaim {
+		actions, err := p.Next()
+		if err != nil {
+			return ev, false, p.Calls, err
+		}
+		ev.Pages = p.Calls
+		ev.Scanned += len(actions)
+		action, m := evidence.Find(c.Claim, actions)
+		if m == evidence.NoMatch {
+			ev.Match, ev.Reason = &action, ""
+			return ev, true, p.Calls, nil
+		}
+		if m != evidence.OtherPerson {
+			ev.Reason = string(m)
+		}
+		if c.Since != nil && evidence.OlderThanAll(actions, *c.Since) {
+			break
+		}
+	}
+	return ev, false, p.Calls, nil
+}
+
+// sortByTarget orders claims so checks of one object run one after another.
+func sortByTarget(claims []store.Claim) {
+	slices.SortFunc(claims, func(x, y store.Claim) int {
+		return cmp.Or(cmp.Compare(x.Target, y.Target), cmp.Compare(x.ID, y.ID))
+	})
+}

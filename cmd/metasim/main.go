@@ -1,0 +1,189 @@
+// Command metasim serves the local stand-in for Meta's Graph API (see
+// internal/metasim) over HTTP.
+//
+// Flags fall back to METASIM_* environment variables (METASIM_ADDR,
+// METASIM_SEED, METASIM_BRANDS, METASIM_PREMIUM, METASIM_USERS, METASIM_SPEED,
+// METASIM_APP_SECRET_FILE, METASIM_WRITE_CONFIG, METASIM_SECRETS_DIR,
+// METASIM_LATENCY, METASIM_ERROR_RATE).
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/socialproof/verifier/internal/metasim"
+)
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("METASIM_" + name); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	v := env(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		log.Fatalf("metasim: METASIM_%s=%q is not an integer", name, v)
+	}
+	return n
+}
+
+func envFloat(name string, def float64) float64 {
+	v := env(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		log.Fatalf("metasim: METASIM_%s=%q is not a number", name, v)
+	}
+	return f
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	v := env(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		log.Fatalf("metasim: METASIM_%s=%q is not a duration", name, v)
+	}
+	return d
+}
+
+func main() {
+	log.SetFlags(0)
+	var (
+		addr       = flag.String("addr", env("ADDR", "127.0.0.1:8088"), "listen address")
+		seed       = flag.Int64("seed", int64(envInt("SEED", 1)), "world seed")
+		brands     = flag.Int("brands", envInt("BRANDS", 3), "brands (tenants)")
+		premium    = flag.Int("premium", envInt("PREMIUM", 1), "premium brands (the last ones), -1 for none")
+		users      = flag.Int("users", envInt("USERS", 2000), "claimant users")
+		speed      = flag.Float64("speed", envFloat("SPEED", 1), "time acceleration of the sim clock")
+		secretFile = flag.String("app-secret-file", env("APP_SECRET_FILE", ""), "app secret file (created from the seed if missing); when set, appsecret_proof is required")
+		writeCfg   = flag.String("write-config", env("WRITE_CONFIG", ""), "write the engine config here at start")
+		secretsDir = flag.String("secrets-dir", env("SECRETS_DIR", ""), "directory for token secrets (default: <config dir>/secrets)")
+		latency    = flag.Duration("latency", envDuration("LATENCY", 0), "injected latency per Graph call")
+		errorRate  = flag.Float64("error-rate", envFloat("ERROR_RATE", 0), "share of Graph calls answered 5xx")
+	)
+	flag.Parse()
+
+	secretNote := ""
+	cfg := metasim.Config{Seed: *seed, Brands: *brands, Premium: *premium, Users: *users, Speed: *speed}
+	if *secretFile != "" {
+		secret, created, err := loadSecret(*secretFile, *seed)
+		if err != nil {
+			log.Fatalf("metasim: %v", err)
+		}
+		if created {
+			secretNote = " (new app secret written to " + *secretFile + ")"
+		}
+		cfg.AppSecret = secret
+	}
+	sim := metasim.New(cfg)
+	sim.SetFaults(metasim.Faults{Latency: *latency, ErrorRate: *errorRate})
+
+	if *writeCfg != "" {
+		dir := *secretsDir
+		if dir == "" {
+			dir = filepath.Join(filepath.Dir(*writeCfg), "secrets")
+		}
+		if err := sim.WriteEngineConfig(*writeCfg, dir); err != nil {
+			log.Fatalf("metasim: %v", err)
+		}
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		log.Fatalf("metasim: %v", err)
+	}
+	w := sim.World()
+	var premiumIDs []string
+	media, posts := 0, 0
+	for _, b := range w.Brands {
+		media += len(b.MediaIDs)
+		posts += len(b.PostIDs)
+		if b.Tier == "premium" {
+			premiumIDs = append(premiumIDs, b.Tenant)
+		}
+	}
+	proof := "off"
+	if cfg.AppSecret != "" {
+		proof = "required"
+	}
+	configNote := ""
+	if *writeCfg != "" {
+		configNote = " config=" + *writeCfg
+	}
+	log.Printf("metasim: listening on http://%s (Graph %s) seed=%d brands=%d premium=[%s] users=%d media=%d posts=%d tokens=%d speed=%g appsecret_proof=%s%s%s",
+		ln.Addr(), w.Version, *seed, len(w.Brands), strings.Join(premiumIDs, ","), len(w.Users), media, posts, len(w.Tokens), w.Speed, proof, secretNote, configNote)
+
+	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Fatalf("metasim: %v", err)
+		}
+	case <-ctx.Done():
+		log.Printf("metasim: shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Printf("metasim: shutdown: %v", err)
+		}
+	}
+}
+
+// loadSecret reads the app secret from path, or derives one from the seed and
+// writes it there (mode 0600) when the file does not exist.
+func loadSecret(path string, seed int64) (secret string, created bool, err error) {
+	data, err := os.ReadFile(path)
+	if err == nil {
+		s := strings.TrimSpace(string(data))
+		if s == "" {
+			return "", false, fmt.Errorf("app secret file %s is empty", path)
+		}
+		return s, false, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", false, err
+	}
+	m := hmac.New(sha256.New, []byte("metasim app secret"))
+	fmt.Fprintf(m, "seed=%d", seed)
+	secret = hex.EncodeToString(m.Sum(nil))[:32]
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", false, err
+		}
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", false, err
+	}
+	return secret, true, nil
+}

@@ -1,0 +1,143 @@
+// Package config reads the engine's settings from flags and environment
+// variables (flags win), with defaults for the embedded setup: a local
+// Temporal dev server, an SQLite file, and metasim standing in for Meta.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/socialproof/verifier/internal/secret"
+)
+
+// Config is shared by the worker and the starter.
+type Config struct {
+	TemporalAddress string
+	Namespace       string
+	StoreURL        string
+
+	GraphURL        string // Graph API base URL: metasim locally, https://graph.facebook.com/ for real
+	GraphVersion    string
+	AppID           string
+	AppSecretRef    string // "env:NAME" or "file:PATH"; empty: no appsecret_proof
+	PlatformTokenID string // the token standard tenants are verified with
+
+	// Speed runs simulated time faster: the schedule interval, lease, re-check
+	// delay and backoffs are divided by it, so tests and demos run an hour in
+	// a minute at Speed 60. Budget windows (metasim, and later the limiter)
+	// use the same factor.
+	Speed        float64
+	Interval     time.Duration // how often the schedule fires the Dispatcher (before Speed)
+	BatchSize    int           // claims per Dispatcher run
+	LeaseTTL     time.Duration // how long a claimed batch stays leased without renewal (before Speed)
+	RecheckDelay time.Duration // grace before a claim without evidence is checked again and rejected (before Speed)
+
+	LogLevel string
+}
+
+// Default returns the embedded-setup defaults.
+func Default() Config {
+	return Config{
+		TemporalAddress: "127.0.0.1:7233",
+		Namespace:       "default",
+		StoreURL:        "sqlite:.data/verifier.db",
+		GraphURL:        "http://127.0.0.1:8088/",
+		GraphVersion:    "v21.0",
+		AppID:           "100000000000001",
+		AppSecretRef:    "file:.data/secrets/app_secret",
+		PlatformTokenID: "platform",
+		Speed:           1,
+		Interval:        time.Minute,
+		BatchSize:       500,
+		LeaseTTL:        10 * time.Minute,
+		RecheckDelay:    2 * time.Minute,
+		LogLevel:        "info",
+	}
+}
+
+// RegisterFlags binds c's fields to flags on fs, taking each default from its
+// environment variable when set.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	str := func(p *string, name, env, usage string) {
+		fs.StringVar(p, name, envOr(env, *p), usage+" (env "+env+")")
+	}
+	dur := func(p *time.Duration, name, env, usage string) {
+		if v, err := time.ParseDuration(os.Getenv(env)); err == nil {
+			*p = v
+		}
+		fs.DurationVar(p, name, *p, usage+" (env "+env+")")
+	}
+	str(&c.TemporalAddress, "temporal-address", "TEMPORAL_ADDRESS", "Temporal frontend host:port")
+	str(&c.Namespace, "namespace", "TEMPORAL_NAMESPACE", "Temporal namespace")
+	str(&c.StoreURL, "store", "STORE_URL", "task store: postgres://... or sqlite:PATH")
+	str(&c.GraphURL, "graph-url", "META_GRAPH_URL", "Graph API base URL")
+	str(&c.GraphVersion, "graph-version", "META_GRAPH_VERSION", "Graph API version")
+	str(&c.AppID, "app-id", "META_APP_ID", "Meta app id")
+	str(&c.AppSecretRef, "app-secret", "META_APP_SECRET_REF", `where the app secret is: "env:NAME" or "file:PATH"; empty disables appsecret_proof`)
+	str(&c.PlatformTokenID, "platform-token", "PLATFORM_TOKEN_ID", "id of the platform token in the store")
+	if v, err := strconv.ParseFloat(os.Getenv("SPEED"), 64); err == nil {
+		c.Speed = v
+	}
+	fs.Float64Var(&c.Speed, "speed", c.Speed, "time acceleration for intervals, leases and budget windows (env SPEED)")
+	dur(&c.Interval, "interval", "DISPATCH_INTERVAL", "schedule interval before speed-up")
+	if v, err := strconv.Atoi(os.Getenv("BATCH_SIZE")); err == nil {
+		c.BatchSize = v
+	}
+	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "claims per Dispatcher run (env BATCH_SIZE)")
+	dur(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease on claimed claims before speed-up")
+	dur(&c.RecheckDelay, "recheck-delay", "RECHECK_DELAY", "grace before re-checking a claim without evidence, before speed-up")
+	str(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
+}
+
+func envOr(name, def string) string {
+	if v, ok := os.LookupEnv(name); ok {
+		return v
+	}
+	return def
+}
+
+// Validate reports settings that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Speed <= 0 {
+		errs = append(errs, fmt.Errorf("speed must be > 0, got %v", c.Speed))
+	}
+	if c.BatchSize <= 0 || c.BatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("batch size must be 1..10000, got %d", c.BatchSize))
+	}
+	if c.Interval <= 0 || c.LeaseTTL <= 0 || c.RecheckDelay < 0 {
+		errs = append(errs, errors.New("interval and lease TTL must be > 0, re-check delay >= 0"))
+	}
+	if c.Scaled(c.Interval) < time.Second {
+		errs = append(errs, fmt.Errorf("interval %v at speed %v is under a second, the Schedule's resolution", c.Interval, c.Speed))
+	}
+	if c.AppSecretRef != "" {
+		if err := secret.CheckRef(c.AppSecretRef); err != nil {
+			errs = append(errs, fmt.Errorf("app secret: %w", err))
+		}
+	}
+	if c.StoreURL == "" || c.TemporalAddress == "" || c.PlatformTokenID == "" {
+		errs = append(errs, errors.New("store URL, Temporal address and platform token id are required"))
+	}
+	return errors.Join(errs...)
+}
+
+// Scaled divides a simulated duration by the speed factor.
+func (c Config) Scaled(d time.Duration) time.Duration {
+	if c.Speed <= 0 {
+		return d
+	}
+	return time.Duration(float64(d) / c.Speed)
+}
+
+// AppSecret resolves the app secret, or returns an empty value when none is configured.
+func (c Config) AppSecret() (secret.Value, error) {
+	if c.AppSecretRef == "" {
+		return secret.Value{}, nil
+	}
+	return secret.Resolve(c.AppSecretRef)
+}

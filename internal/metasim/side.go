@@ -1,0 +1,200 @@
+package metasim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// sideMux serves the simulator's own endpoints under /_sim/. They are not
+// Graph calls: they spend no budget and are not in the request log.
+func (s *Sim) sideMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_sim/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprint(w, "ok")
+	})
+	mux.HandleFunc("GET /_sim/world", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, s.World())
+	})
+	mux.HandleFunc("POST /_sim/claims", s.handleClaims)
+	mux.HandleFunc("GET /_sim/truth", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		for _, t := range s.truthRecords() {
+			enc.Encode(t)
+		}
+	})
+	mux.HandleFunc("GET /_sim/requests", func(w http.ResponseWriter, r *http.Request) {
+		reqs := s.Requests()
+		if reqs == nil {
+			reqs = []Request{}
+		}
+		writeJSON(w, http.StatusOK, reqs)
+	})
+	mux.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			LatencyMS *float64 `json:"latency_ms"`
+			ErrorRate *float64 `json:"error_rate"`
+		}
+		if err := decodeStrict(r, &in); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		s.mu.Lock()
+		f := s.faults
+		if in.LatencyMS != nil {
+			f.Latency = time.Duration(*in.LatencyMS * float64(time.Millisecond))
+		}
+		if in.ErrorRate != nil {
+			f.ErrorRate = *in.ErrorRate
+		}
+		s.faults = f
+		s.mu.Unlock()
+		writeJSON(w, http.StatusOK, map[string]any{"latency_ms": f.Latency.Milliseconds(), "error_rate": f.ErrorRate})
+	})
+	mux.HandleFunc("POST /_sim/tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var in struct {
+			State           *string  `json:"state"`
+			UsageFloor      *int     `json:"usage_floor"`
+			ThrottleMinutes *float64 `json:"throttle_minutes"`
+		}
+		if err := decodeStrict(r, &in); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		var err error
+		if in.State != nil {
+			st, ok := map[string]TokenState{"valid": TokenValid, "expired": TokenExpired, "invalid": TokenInvalid}[*in.State]
+			if !ok {
+				err = fmt.Errorf("state must be valid, expired or invalid, not %q", *in.State)
+			} else {
+				err = s.SetTokenState(id, st)
+			}
+		}
+		if err == nil && in.UsageFloor != nil {
+			err = s.SetUsageFloor(id, *in.UsageFloor)
+		}
+		if err == nil && in.ThrottleMinutes != nil {
+			err = s.Throttle(id, time.Duration(*in.ThrottleMinutes*float64(time.Minute)))
+		}
+		if err != nil {
+			status := http.StatusBadRequest
+			if strings.Contains(err.Error(), errUnknownToken.Error()) {
+				status = http.StatusNotFound
+			}
+			writeJSON(w, status, map[string]string{"error": err.Error()})
+			return
+		}
+		s.mu.Lock()
+		t := s.publicToken(s.tokenByID[id], s.now())
+		s.mu.Unlock()
+		t.Value = "" // the answer needs no secret
+		writeJSON(w, http.StatusOK, t)
+	})
+	return mux
+}
+
+// handleClaims: POST /_sim/claims?n=100&fraud=0.1&malformed=2&tenants=a,b
+// [&code_rate=0.3&kinds=ig_comment:0.5,fb_comment:0.5] answers JSON Lines.
+func (s *Sim) handleClaims(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	bad := func(msg string) { writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg}) }
+	num := func(name string, def float64) (float64, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			bad(fmt.Sprintf("%s: not a number: %q", name, v))
+			return 0, false
+		}
+		return f, true
+	}
+	n, ok := num("n", 100)
+	if !ok {
+		return
+	}
+	malformed, ok := num("malformed", 0)
+	if !ok {
+		return
+	}
+	var o ClaimOptions
+	if o.FraudRate, ok = num("fraud", 0); !ok {
+		return
+	}
+	if q.Has("fraud") && o.FraudRate == 0 {
+		o.FraudRate = -1 // an explicit 0 means no fraud
+	}
+	if o.CodeRate, ok = num("code_rate", 0); !ok {
+		return
+	}
+	if q.Has("code_rate") && o.CodeRate == 0 {
+		o.CodeRate = -1
+	}
+	if t := q.Get("tenants"); t != "" {
+		o.Tenants = strings.Split(t, ",")
+	}
+	if k := q.Get("kinds"); k != "" {
+		o.Kinds = map[string]float64{}
+		for _, part := range strings.Split(k, ",") {
+			name, w, found := strings.Cut(part, ":")
+			weight := 1.0
+			if found {
+				f, err := strconv.ParseFloat(w, 64)
+				if err != nil {
+					bad(fmt.Sprintf("kinds: bad weight %q", part))
+					return
+				}
+				weight = f
+			}
+			o.Kinds[name] = weight
+		}
+	}
+	if n < 0 || n > 1_000_000 || malformed < 0 || malformed > 100_000 {
+		bad("n must be 0..1000000 and malformed 0..100000")
+		return
+	}
+	claims := s.GenerateClaims(int(n), o)
+	bads := s.MalformedLines(int(malformed))
+	// Mix the malformed lines in at deterministic positions.
+	lines := make([]string, 0, len(claims)+len(bads))
+	for _, c := range claims {
+		lines = append(lines, string(c.Line))
+	}
+	for i, b := range bads {
+		pos := 0
+		if len(lines) > 0 {
+			pos = (i*7919 + 13) % (len(lines) + 1)
+		}
+		lines = append(lines, "")
+		copy(lines[pos+1:], lines[pos:])
+		lines[pos] = b
+	}
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	for _, l := range lines {
+		fmt.Fprintln(w, l)
+	}
+}
+
+func decodeStrict(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("bad JSON body: %w", err)
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

@@ -1,0 +1,200 @@
+// Package store is the task store: tenants, tokens and claims, in PostgreSQL
+// (pgx) or in an SQLite file (modernc.org/sqlite), behind one interface.
+//
+// A claim moves pending → leased → decided. Claiming hands out pending claims
+// (and leased ones whose lease expired) under a lease; a leased claim is never
+// handed out twice while its lease holds. Recording a verdict is idempotent and
+// a decided claim is never decided again, except by an explicit revocation.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/socialproof/verifier/internal/claim"
+)
+
+// Tier of a tenant.
+type Tier string
+
+const (
+	TierPremium  Tier = "premium"
+	TierStandard Tier = "standard"
+)
+
+// Account is a Meta account a tenant owns.
+type Account struct {
+	ID   string      `json:"id"`
+	Type AccountType `json:"type"`
+}
+
+// AccountType says which Graph API surface an account id belongs to.
+type AccountType string
+
+const (
+	AccountInstagram AccountType = "instagram" // Instagram professional account (ig-user-id)
+	AccountPage      AccountType = "page"      // Facebook Page
+)
+
+// Tenant is a brand on the platform.
+type Tenant struct {
+	ID       string    `json:"id"`
+	Tier     Tier      `json:"tier"`
+	TokenID  string    `json:"token,omitempty"` // the tenant's own token; empty: the platform token
+	Accounts []Account `json:"accounts"`
+}
+
+// InstagramAccount returns the tenant's Instagram account id, or "".
+func (t Tenant) InstagramAccount() string { return t.account(AccountInstagram) }
+
+// PageAccount returns the tenant's Facebook Page id, or "".
+func (t Tenant) PageAccount() string { return t.account(AccountPage) }
+
+func (t Tenant) account(typ AccountType) string {
+	for _, a := range t.Accounts {
+		if a.Type == typ {
+			return a.ID
+		}
+	}
+	return ""
+}
+
+// Token is a Meta access token known by reference. The store never holds the
+// token's value: SecretRef names where it lives ("env:NAME" or "file:PATH").
+type Token struct {
+	ID           string   `json:"id"`
+	Accounts     []string `json:"accounts"` // account ids this token can read
+	BudgetCalls  int      `json:"budget_calls"`
+	BudgetWindow string   `json:"budget_window"` // "1h" (app/user tokens) or "24h" (BUC: Page and IG account tokens)
+	SecretRef    string   `json:"secret_ref"`
+}
+
+// Claim statuses.
+const (
+	StatusPending = "pending"
+	StatusLeased  = "leased"
+	StatusDecided = "decided"
+)
+
+// Verdicts. approved_by_sample and approved_on_honor are provisional until audited.
+const (
+	VerdictVerified         = "verified"
+	VerdictRejected         = "rejected"
+	VerdictApprovedBySample = "approved_by_sample"
+	VerdictApprovedOnHonor  = "approved_on_honor"
+	VerdictRevoked          = "revoked"
+	VerdictUnverifiable     = "unverifiable"
+)
+
+// Claim is a stored claim.
+type Claim struct {
+	ID          int64
+	claim.Claim // what was submitted
+	SubmittedAt time.Time
+	Status      string
+	Attempts    int       // how many times it was leased
+	NotBefore   time.Time // zero, or: not to be claimed before this time (backoff after a deferral)
+	LastError   string    // why the last attempt deferred it, if it did
+	LeaseOwner  string
+	LeaseExpiry time.Time
+
+	Verdict   string
+	Method    string // how the verdict was reached: graph, rule, sample, honor, webhook, ...
+	Evidence  string // JSON or text describing the proof, or the absence of proof
+	DecidedAt time.Time
+
+	RevokedFrom     string // the verdict before revocation
+	RevokedEvidence string
+	RevokedAt       time.Time
+}
+
+// Decision is a verdict for one claim.
+type Decision struct {
+	ClaimID  int64
+	Verdict  string
+	Method   string
+	Evidence string
+}
+
+// Deferral hands a leased claim back to pending, not to be claimed before NotBefore.
+type Deferral struct {
+	ClaimID   int64
+	NotBefore time.Time
+	Reason    string
+}
+
+// SubmitResult reports one submitted claim.
+type SubmitResult struct {
+	ID        int64
+	Duplicate bool // the tenant already submitted this key; nothing was written
+}
+
+// Stats counts claims per tenant and status/verdict.
+type Stats struct {
+	Tenant  string
+	Pending int
+	Leased  int
+	Decided map[string]int // by verdict
+}
+
+// ExportFilter selects decided claims for export.
+type ExportFilter struct {
+	Tenant  string // empty: all tenants
+	AfterID int64  // only claims with a larger id
+	Limit   int    // 0: no limit
+}
+
+// ErrNotFound is returned when a tenant, token or claim does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Store is the task store.
+type Store interface {
+	// UpsertTenant creates or replaces a tenant.
+	UpsertTenant(ctx context.Context, t Tenant) error
+	Tenant(ctx context.Context, id string) (Tenant, error)
+	Tenants(ctx context.Context) ([]Tenant, error)
+
+	// UpsertToken creates or replaces a token reference.
+	UpsertToken(ctx context.Context, t Token) error
+	Token(ctx context.Context, id string) (Token, error)
+	Tokens(ctx context.Context) ([]Token, error)
+
+	// Submit stores claims. A (tenant, key) already present is reported as a
+	// duplicate and left as it is. Claims must be valid (claim.Validate).
+	Submit(ctx context.Context, claims []claim.Claim, now time.Time) ([]SubmitResult, error)
+
+	// Claim leases up to limit claims that are pending (and not deferred past
+	// now) or leased with an expired lease, oldest first, to owner until
+	// now+ttl. Concurrent callers never receive the same claim.
+	Claim(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error)
+
+	// ExtendLease moves the lease of the given claims still leased by owner to
+	// now+ttl and returns how many it extended.
+	ExtendLease(ctx context.Context, owner string, ids []int64, ttl time.Duration, now time.Time) (int, error)
+
+	// Claims returns the claims with these ids (missing ids are skipped).
+	Claims(ctx context.Context, ids []int64) ([]Claim, error)
+
+	// Decide records verdicts for claims that are not yet decided, whoever
+	// holds their lease; a claim already decided is left as it is. It returns
+	// the ids it decided now.
+	Decide(ctx context.Context, decisions []Decision, now time.Time) ([]int64, error)
+
+	// Defer returns leased claims held by owner to pending with a backoff.
+	// Decided claims are left alone. Returns how many it deferred.
+	Defer(ctx context.Context, owner string, deferrals []Deferral) (int, error)
+
+	// Revoke turns a decided claim's verdict into revoked, keeping the earlier
+	// verdict in RevokedFrom. Revoking twice is harmless. Returns false if the
+	// claim is not decided or already revoked.
+	Revoke(ctx context.Context, id int64, evidence string, now time.Time) (bool, error)
+
+	// Stats counts claims per tenant, sorted by tenant id.
+	Stats(ctx context.Context) ([]Stats, error)
+
+	// Decided lists decided claims in id order, for export.
+	Decided(ctx context.Context, f ExportFilter) ([]Claim, error)
+
+	Close() error
+}

@@ -1,0 +1,984 @@
+package store_test
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // "pgx" driver for creating test schemas
+
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/store"
+)
+
+// backend creates fresh, isolated databases of one kind.
+type backend struct {
+	name string
+	// newDSN returns the DSN of an empty database that lives as long as t.
+	newDSN func(t *testing.T) string
+	// rawDriver and rawDSN open the same database with database/sql, to
+	// plant rows the Store API would refuse.
+	rawDriver string
+	rawDSN    func(dsn string) string
+}
+
+var backends = []backend{
+	{
+		name: "sqlite",
+		newDSN: func(t *testing.T) string {
+			// A nested directory checks that Open creates it.
+			return "sqlite:" + filepath.Join(t.TempDir(), "data", "store.db")
+		},
+		rawDriver: "sqlite",
+		rawDSN:    func(dsn string) string { return strings.TrimPrefix(dsn, "sqlite:") },
+	},
+	{
+		name:      "postgres",
+		newDSN:    newPostgresSchema,
+		rawDriver: "pgx",
+		rawDSN:    func(dsn string) string { return dsn },
+	},
+}
+
+// newPostgresSchema creates a schema of its own for the test, since tests of
+// other packages may use the same database at the same time, and returns a
+// DSN whose search_path points at it.
+func newPostgresSchema(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("TEST_DATABASE_URL")
+	if base == "" {
+		t.Skip("TEST_DATABASE_URL not set: skipping PostgreSQL store tests")
+	}
+	admin, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
+	}
+	t.Cleanup(func() { admin.Close() })
+	suffix := make([]byte, 8)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	schema := "s_" + hex.EncodeToString(suffix)
+	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
+		t.Fatalf("create schema: %v", err)
+	}
+	// Registered after the admin connection's Close, so it runs before it,
+	// and after every store opened later in the test has been closed.
+	t.Cleanup(func() {
+		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("parse TEST_DATABASE_URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// forEachBackend runs test once per backend, each with a fresh database.
+func forEachBackend(t *testing.T, test func(t *testing.T, b backend, dsn string)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			test(t, b, b.newDSN(t))
+		})
+	}
+}
+
+func openStore(t *testing.T, dsn string) store.Store {
+	t.Helper()
+	s, err := store.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return s
+}
+
+// t0 is a fixed clock start; tests pass explicit times instead of sleeping.
+var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func newClaim(tenant, key string) claim.Claim {
+	return claim.Claim{Tenant: tenant, Key: key, User: "user-" + key, Handle: "handle_" + key, Kind: claim.IGComment, Target: "17890000000000001"}
+}
+
+func submit(t *testing.T, s store.Store, now time.Time, claims ...claim.Claim) []int64 {
+	t.Helper()
+	results, err := s.Submit(context.Background(), claims, now)
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	ids := make([]int64, len(results))
+	for i, r := range results {
+		if r.Duplicate {
+			t.Fatalf("Submit: claim %d (%s/%s) unexpectedly a duplicate", i, claims[i].Tenant, claims[i].Key)
+		}
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+func claimIDs(claims []store.Claim) []int64 {
+	ids := make([]int64, len(claims))
+	for i, c := range claims {
+		ids[i] = c.ID
+	}
+	return ids
+}
+
+func getClaim(t *testing.T, s store.Store, id int64) store.Claim {
+	t.Helper()
+	claims, err := s.Claims(context.Background(), []int64{id})
+	if err != nil {
+		t.Fatalf("Claims: %v", err)
+	}
+	if len(claims) != 1 {
+		t.Fatalf("Claims(%d): got %d claims, want 1", id, len(claims))
+	}
+	return claims[0]
+}
+
+func TestMigrationsApplyOnReopen(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		first, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatalf("first Open: %v", err)
+		}
+		ids := submit(t, first, t0, newClaim("acme", "k1"))
+		if err := first.Close(); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
+		second := openStore(t, dsn)
+		third := openStore(t, dsn) // open while another store holds the database
+		for _, s := range []store.Store{second, third} {
+			if got := getClaim(t, s, ids[0]); got.Key != "k1" {
+				t.Errorf("after reopen: claim key %q, want k1", got.Key)
+			}
+		}
+	})
+}
+
+func TestConcurrentOpenOfNewDatabase(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		const openers = 4
+		var wg sync.WaitGroup
+		errs := make([]error, openers)
+		for i := range openers {
+			wg.Go(func() {
+				s, err := store.Open(context.Background(), dsn)
+				if err == nil {
+					err = s.Close()
+				}
+				errs[i] = err
+			})
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("Open %d: %v", i, err)
+			}
+		}
+	})
+}
+
+func TestOpenErrorHidesPassword(t *testing.T) {
+	tests := []struct {
+		name string
+		dsn  string
+	}{
+		// Nothing listens on port 1.
+		{"unreachable", "postgres://alice:s3cr3t-pw@127.0.0.1:1/db?sslmode=disable&connect_timeout=2"},
+		{"password parameter", "postgresql://alice@127.0.0.1:1/db?sslmode=disable&connect_timeout=2&password=s3cr3t-pw"},
+		{"malformed port", "postgres://alice:s3cr3t-pw@127.0.0.1:port/db"},
+		{"unknown sslmode", "postgres://alice:s3cr3t-pw@127.0.0.1:1/db?sslmode=sometimes"},
+	}
+	for _, tt := range tests {
+		_, err := store.Open(context.Background(), tt.dsn)
+		if err == nil {
+			t.Errorf("%s: Open succeeded", tt.name)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t-pw") {
+			t.Errorf("%s: error contains the password: %v", tt.name, err)
+		}
+		if !strings.HasPrefix(err.Error(), "open store: ") {
+			t.Errorf("%s: error %q lacks the open store: prefix", tt.name, err)
+		}
+	}
+}
+
+// Every SQLite DSN form names the same file.
+func TestOpenSQLiteDSNForms(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "nested", "dir", "claims.db")
+	ids := submit(t, openStore(t, path), t0, newClaim("acme", "k1"))
+	for _, dsn := range []string{
+		path,
+		"sqlite:" + path,
+		"sqlite://" + path, // sqlite:///abs/path
+		"file:" + path,
+		"file://" + path,
+		"file:" + path + "?cache=private",
+	} {
+		s := openStore(t, dsn)
+		claims, err := s.Claims(context.Background(), ids)
+		if err != nil || len(claims) != 1 {
+			t.Errorf("Open(%q): Claims = %d claims, %v; want the claim stored through the bare path", dsn, len(claims), err)
+		}
+	}
+}
+
+func TestSubmitDuplicates(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"))
+		if ids[0] == ids[1] || ids[0] == 0 || ids[1] == 0 {
+			t.Fatalf("ids %v: want two distinct non-zero ids", ids)
+		}
+
+		results, err := s.Submit(ctx, []claim.Claim{
+			newClaim("acme", "k3"),  // new
+			newClaim("acme", "k1"),  // stored earlier
+			newClaim("other", "k1"), // same key, other tenant: new
+			newClaim("acme", "k3"),  // repeated within the call
+			newClaim("acme", "k2"),  // stored earlier
+		}, t0.Add(time.Minute))
+		if err != nil {
+			t.Fatalf("Submit: %v", err)
+		}
+		if len(results) != 5 {
+			t.Fatalf("got %d results, want 5", len(results))
+		}
+		tests := []struct {
+			index     int
+			duplicate bool
+			id        int64 // 0: any new id
+		}{
+			{0, false, 0},
+			{1, true, ids[0]},
+			{2, false, 0},
+			{3, true, results[0].ID},
+			{4, true, ids[1]},
+		}
+		for _, tt := range tests {
+			got := results[tt.index]
+			if got.Duplicate != tt.duplicate {
+				t.Errorf("result %d: Duplicate %v, want %v", tt.index, got.Duplicate, tt.duplicate)
+			}
+			if tt.id != 0 && got.ID != tt.id {
+				t.Errorf("result %d: ID %d, want %d", tt.index, got.ID, tt.id)
+			}
+			if got.ID == 0 {
+				t.Errorf("result %d: zero ID", tt.index)
+			}
+		}
+		if results[0].ID == results[2].ID || slices.Contains(ids, results[0].ID) || slices.Contains(ids, results[2].ID) {
+			t.Errorf("new claims got ids %d and %d, colliding with each other or %v", results[0].ID, results[2].ID, ids)
+		}
+		// The duplicate left the stored claim as it was.
+		if got := getClaim(t, s, ids[0]); !got.SubmittedAt.Equal(t0) {
+			t.Errorf("duplicate submit changed submitted_at to %v", got.SubmittedAt)
+		}
+	})
+}
+
+func TestSubmitRoundTrip(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		// A non-UTC zone and sub-microsecond digits: stored as the same
+		// instant, to the microsecond, and returned in UTC.
+		zone := time.FixedZone("UTC+2", 2*3600)
+		since := time.Date(2025, 2, 1, 10, 30, 0, 123456789, zone)
+		now := time.Date(2025, 3, 1, 14, 0, 0, 999, zone)
+		in := claim.Claim{Tenant: "acme", Key: "order-1", User: "u@1", Handle: "Some.Body", Kind: claim.FBComment,
+			Target: "123_456", Code: "ABC-1", Since: &since}
+		plain := newClaim("acme", "order-2")
+		ids := submit(t, s, now, in, plain)
+
+		got := getClaim(t, s, ids[0])
+		if got.Claim.Since == nil {
+			t.Fatal("Since: nil, want set")
+		}
+		wantSince := since.UTC().Truncate(time.Microsecond)
+		if !got.Since.Equal(wantSince) || got.Since.Location() != time.UTC {
+			t.Errorf("Since %v, want %v in UTC", got.Since, wantSince)
+		}
+		gotClaim := got.Claim
+		gotClaim.Since, in.Since = nil, nil
+		if gotClaim != in {
+			t.Errorf("claim %+v, want %+v", gotClaim, in)
+		}
+		if want := now.UTC().Truncate(time.Microsecond); !got.SubmittedAt.Equal(want) || got.SubmittedAt.Location() != time.UTC {
+			t.Errorf("SubmittedAt %v, want %v in UTC", got.SubmittedAt, want)
+		}
+		if got.Status != store.StatusPending || got.Attempts != 0 || got.Verdict != "" {
+			t.Errorf("new claim: status %q attempts %d verdict %q", got.Status, got.Attempts, got.Verdict)
+		}
+		for name, tm := range map[string]time.Time{"NotBefore": got.NotBefore, "LeaseExpiry": got.LeaseExpiry, "DecidedAt": got.DecidedAt, "RevokedAt": got.RevokedAt} {
+			if !tm.IsZero() {
+				t.Errorf("%s %v, want zero (NULL)", name, tm)
+			}
+		}
+		if p := getClaim(t, s, ids[1]); p.Since != nil {
+			t.Errorf("claim without since: Since %v, want nil", p.Since)
+		}
+	})
+}
+
+func TestSubmitRefusesInvalidClaim(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		bad := newClaim("acme", "k2")
+		bad.Target = "not-an-id"
+		_, err := s.Submit(context.Background(), []claim.Claim{newClaim("acme", "k1"), bad}, t0)
+		if err == nil || !strings.Contains(err.Error(), "claim 1") {
+			t.Fatalf("Submit with an invalid claim at index 1: err %v, want one naming claim 1", err)
+		}
+		// Nothing was written, not even the valid claim.
+		stats, err := s.Stats(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stats) != 0 {
+			t.Errorf("stats after refused submit: %+v, want none", stats)
+		}
+	})
+}
+
+func TestClaimLimitAndOrder(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		// Submitted newest first, so id order and age order disagree.
+		late := submit(t, s, t0.Add(2*time.Minute), newClaim("acme", "late"))
+		mid := submit(t, s, t0.Add(time.Minute), newClaim("acme", "mid-a"), newClaim("acme", "mid-b"))
+		early := submit(t, s, t0, newClaim("acme", "early"))
+		wantOrder := []int64{early[0], mid[0], mid[1], late[0]}
+
+		now := t0.Add(time.Hour)
+		got, err := s.Claim(ctx, "w1", 3, time.Minute, now)
+		if err != nil {
+			t.Fatalf("Claim: %v", err)
+		}
+		if ids := claimIDs(got); !slices.Equal(ids, wantOrder[:3]) {
+			t.Fatalf("Claim(limit 3): ids %v, want %v", ids, wantOrder[:3])
+		}
+		for _, c := range got {
+			if c.Status != store.StatusLeased || c.LeaseOwner != "w1" || c.Attempts != 1 || !c.LeaseExpiry.Equal(now.Add(time.Minute)) {
+				t.Errorf("claim %d: status %q owner %q attempts %d expiry %v", c.ID, c.Status, c.LeaseOwner, c.Attempts, c.LeaseExpiry)
+			}
+		}
+		rest, err := s.Claim(ctx, "w1", 10, time.Minute, now)
+		if err != nil {
+			t.Fatalf("Claim: %v", err)
+		}
+		if ids := claimIDs(rest); !slices.Equal(ids, wantOrder[3:]) {
+			t.Errorf("second Claim: ids %v, want %v", ids, wantOrder[3:])
+		}
+		none, err := s.Claim(ctx, "w2", 10, time.Minute, now)
+		if err != nil || len(none) != 0 {
+			t.Errorf("Claim with all leased: %d claims, err %v; want none", len(none), err)
+		}
+		if zero, err := s.Claim(ctx, "w2", 0, time.Minute, now.Add(time.Hour)); err != nil || len(zero) != 0 {
+			t.Errorf("Claim(limit 0): %d claims, err %v; want none", len(zero), err)
+		}
+	})
+}
+
+func TestConcurrentClaimersNeverShare(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		const (
+			total    = 300
+			claimers = 4
+			batch    = 7
+		)
+		seed := openStore(t, dsn)
+		claims := make([]claim.Claim, total)
+		for i := range claims {
+			claims[i] = newClaim("acme", fmt.Sprintf("k%d", i))
+		}
+		submit(t, seed, t0, claims...)
+
+		// Each claimer has its own store, as separate processes would.
+		var (
+			mu     sync.Mutex
+			holder = map[int64]string{}
+			wg     sync.WaitGroup
+			errs   = make(chan error, claimers)
+		)
+		for w := range claimers {
+			s := openStore(t, dsn)
+			owner := fmt.Sprintf("worker-%d", w)
+			wg.Go(func() {
+				for {
+					got, err := s.Claim(context.Background(), owner, batch, time.Hour, t0.Add(time.Minute))
+					if err != nil {
+						errs <- fmt.Errorf("%s: %w", owner, err)
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, c := range got {
+						if prev, taken := holder[c.ID]; taken {
+							errs <- fmt.Errorf("claim %d handed to %s and %s", c.ID, prev, owner)
+						}
+						holder[c.ID] = owner
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if len(holder) != total {
+			t.Errorf("%d distinct claims leased, want %d", len(holder), total)
+		}
+	})
+}
+
+func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		ids := submit(t, s, t0, newClaim("acme", "k1"))
+		if _, err := s.Claim(ctx, "w1", 1, time.Minute, t0); err != nil {
+			t.Fatal(err)
+		}
+		tests := []struct {
+			name string
+			now  time.Time
+			want []int64
+		}{
+			{"lease holds", t0.Add(30 * time.Second), nil},
+			{"lease ends exactly now", t0.Add(time.Minute), nil},
+			{"lease expired", t0.Add(time.Minute + time.Microsecond), ids},
+		}
+		for _, tt := range tests {
+			got, err := s.Claim(ctx, "w2", 5, time.Minute, tt.now)
+			if err != nil {
+				t.Fatalf("%s: Claim: %v", tt.name, err)
+			}
+			if ids := claimIDs(got); !slices.Equal(ids, tt.want) {
+				t.Errorf("%s: claimed %v, want %v", tt.name, ids, tt.want)
+			}
+		}
+		got := getClaim(t, s, ids[0])
+		if got.LeaseOwner != "w2" || got.Attempts != 2 {
+			t.Errorf("after re-lease: owner %q attempts %d, want w2 and 2", got.LeaseOwner, got.Attempts)
+		}
+		// The first owner lost the lease: it can neither extend nor defer it.
+		if n, err := s.ExtendLease(ctx, "w1", ids, time.Minute, t0.Add(2*time.Minute)); err != nil || n != 0 {
+			t.Errorf("ExtendLease by the former owner: %d, %v; want 0", n, err)
+		}
+		if n, err := s.Defer(ctx, "w1", []store.Deferral{{ClaimID: ids[0], NotBefore: t0.Add(time.Hour)}}); err != nil || n != 0 {
+			t.Errorf("Defer by the former owner: %d, %v; want 0", n, err)
+		}
+	})
+}
+
+func TestDeferRespectsNotBefore(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"))
+		if _, err := s.Claim(ctx, "w1", 2, time.Minute, t0); err != nil {
+			t.Fatal(err)
+		}
+		// Settle the second claim so its lapsing lease does not mix in below.
+		if _, err := s.Decide(ctx, []store.Decision{{ClaimID: ids[1], Verdict: store.VerdictVerified}}, t0); err != nil {
+			t.Fatal(err)
+		}
+		notBefore := t0.Add(10 * time.Minute)
+		deferrals := []store.Deferral{{ClaimID: ids[0], NotBefore: notBefore, Reason: "rate limited"}}
+		if n, err := s.Defer(ctx, "someone-else", deferrals); err != nil || n != 0 {
+			t.Errorf("Defer by a non-owner: %d, %v; want 0", n, err)
+		}
+		if n, err := s.Defer(ctx, "w1", deferrals); err != nil || n != 1 {
+			t.Fatalf("Defer by the owner: %d, %v; want 1", n, err)
+		}
+		got := getClaim(t, s, ids[0])
+		if got.Status != store.StatusPending || got.LastError != "rate limited" || !got.NotBefore.Equal(notBefore) || got.LeaseOwner != "" || !got.LeaseExpiry.IsZero() {
+			t.Errorf("deferred claim: status %q error %q not_before %v owner %q expiry %v",
+				got.Status, got.LastError, got.NotBefore, got.LeaseOwner, got.LeaseExpiry)
+		}
+		// Deferring a claim no longer leased does nothing.
+		if n, err := s.Defer(ctx, "w1", deferrals); err != nil || n != 0 {
+			t.Errorf("second Defer: %d, %v; want 0", n, err)
+		}
+
+		tests := []struct {
+			name string
+			now  time.Time
+			want []int64
+		}{
+			{"before not_before", notBefore.Add(-time.Second), nil},
+			{"at not_before", notBefore, ids[:1]},
+		}
+		for _, tt := range tests {
+			got, err := s.Claim(ctx, "w2", 5, time.Minute, tt.now)
+			if err != nil {
+				t.Fatalf("%s: Claim: %v", tt.name, err)
+			}
+			if ids := claimIDs(got); !slices.Equal(ids, tt.want) {
+				t.Errorf("%s: claimed %v, want %v", tt.name, ids, tt.want)
+			}
+		}
+	})
+}
+
+func TestDecide(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"), newClaim("acme", "k3"))
+		if _, err := s.Claim(ctx, "w1", 2, time.Minute, t0); err != nil {
+			t.Fatal(err)
+		}
+		decidedAt := t0.Add(time.Second)
+		decisions := []store.Decision{
+			{ClaimID: ids[0], Verdict: store.VerdictVerified, Method: "graph", Evidence: `{"comment":"1"}`},
+			{ClaimID: ids[2], Verdict: store.VerdictRejected, Method: "rule", Evidence: "none"}, // pending, unleased: decided too
+			{ClaimID: 999999, Verdict: store.VerdictVerified},                                   // missing
+		}
+		got, err := s.Decide(ctx, decisions, decidedAt)
+		if err != nil {
+			t.Fatalf("Decide: %v", err)
+		}
+		if want := []int64{ids[0], ids[2]}; !slices.Equal(got, want) {
+			t.Errorf("Decide: decided %v, want %v", got, want)
+		}
+		again, err := s.Decide(ctx, []store.Decision{{ClaimID: ids[0], Verdict: store.VerdictRejected, Method: "other"}}, decidedAt.Add(time.Hour))
+		if err != nil {
+			t.Fatalf("second Decide: %v", err)
+		}
+		if len(again) != 0 {
+			t.Errorf("second Decide: decided %v, want none", again)
+		}
+
+		c := getClaim(t, s, ids[0])
+		if c.Status != store.StatusDecided || c.Verdict != store.VerdictVerified || c.Method != "graph" ||
+			c.Evidence != `{"comment":"1"}` || !c.DecidedAt.Equal(decidedAt) || c.LeaseOwner != "" || !c.LeaseExpiry.IsZero() {
+			t.Errorf("decided claim: %+v", c)
+		}
+		// Decided claims are never claimed again, even long after their lease.
+		claimed, err := s.Claim(ctx, "w2", 10, time.Minute, t0.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(claimed) != 1 || claimed[0].ID != ids[1] {
+			t.Errorf("Claim after Decide: %v, want [%d]", claimIDs(claimed), ids[1])
+		}
+		if _, err := s.Decide(ctx, []store.Decision{{ClaimID: ids[1]}}, decidedAt); err == nil {
+			t.Error("Decide with an empty verdict succeeded")
+		}
+	})
+}
+
+func TestRevoke(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"))
+		if _, err := s.Decide(ctx, []store.Decision{{ClaimID: ids[0], Verdict: store.VerdictApprovedBySample, Method: "sample"}}, t0); err != nil {
+			t.Fatal(err)
+		}
+		revokedAt := t0.Add(time.Hour)
+		tests := []struct {
+			name string
+			id   int64
+			want bool
+		}{
+			{"pending claim", ids[1], false},
+			{"decided claim", ids[0], true},
+			{"already revoked", ids[0], false},
+			{"missing claim", 999999, false},
+		}
+		for _, tt := range tests {
+			got, err := s.Revoke(ctx, tt.id, "comment deleted", revokedAt)
+			if err != nil {
+				t.Fatalf("%s: Revoke: %v", tt.name, err)
+			}
+			if got != tt.want {
+				t.Errorf("%s: Revoke = %v, want %v", tt.name, got, tt.want)
+			}
+		}
+		c := getClaim(t, s, ids[0])
+		if c.Status != store.StatusDecided || c.Verdict != store.VerdictRevoked || c.RevokedFrom != store.VerdictApprovedBySample ||
+			c.RevokedEvidence != "comment deleted" || !c.RevokedAt.Equal(revokedAt) || c.Method != "sample" {
+			t.Errorf("revoked claim: %+v", c)
+		}
+		if p := getClaim(t, s, ids[1]); p.Status != store.StatusPending || p.Verdict != "" {
+			t.Errorf("pending claim after refused revoke: status %q verdict %q", p.Status, p.Verdict)
+		}
+	})
+}
+
+func TestExtendLease(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"), newClaim("acme", "k3"))
+		if _, err := s.Claim(ctx, "w1", 2, time.Minute, t0); err != nil {
+			t.Fatal(err)
+		}
+		later := t0.Add(50 * time.Second)
+		tests := []struct {
+			owner string
+			ids   []int64
+			want  int
+		}{
+			{"w2", ids, 0},           // not the owner
+			{"w1", ids, 2},           // the third is pending
+			{"w1", []int64{}, 0},     // nothing asked
+			{"w1", ids[2:], 0},       // pending only
+			{"w1", ids[:1], 1},       // again
+			{"w1", []int64{-1}, 0},   // missing
+			{"w1", ids[1:2], 1},      // again
+			{"w2", ids[0:1], 0},      // still not the owner
+			{"w1", []int64{0, 0}, 0}, // missing
+		}
+		for i, tt := range tests {
+			n, err := s.ExtendLease(ctx, tt.owner, tt.ids, 5*time.Minute, later)
+			if err != nil {
+				t.Fatalf("case %d: ExtendLease: %v", i, err)
+			}
+			if n != tt.want {
+				t.Errorf("case %d: ExtendLease(%s, %v) = %d, want %d", i, tt.owner, tt.ids, n, tt.want)
+			}
+		}
+		if c := getClaim(t, s, ids[0]); !c.LeaseExpiry.Equal(later.Add(5 * time.Minute)) {
+			t.Errorf("lease expiry %v, want %v", c.LeaseExpiry, later.Add(5*time.Minute))
+		}
+		// The extended lease holds past the original expiry.
+		if got, err := s.Claim(ctx, "w2", 10, time.Minute, t0.Add(2*time.Minute)); err != nil || len(got) != 1 || got[0].ID != ids[2] {
+			t.Errorf("Claim after extension: %v, %v; want only [%d]", claimIDs(got), err, ids[2])
+		}
+	})
+}
+
+func TestStatsAndDecided(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		var claims []claim.Claim
+		for i := range 5 {
+			claims = append(claims, newClaim("beta", fmt.Sprintf("b%d", i)), newClaim("alpha", fmt.Sprintf("a%d", i)))
+		}
+		ids := submit(t, s, t0, claims...)
+		var alpha, beta []int64
+		for i, c := range claims {
+			if c.Tenant == "alpha" {
+				alpha = append(alpha, ids[i])
+			} else {
+				beta = append(beta, ids[i])
+			}
+		}
+		// alpha: 3 decided (2 verified, 1 rejected), 2 pending; beta: 4 decided (verified, revoked), 1 leased
+		decisions := []store.Decision{
+			{ClaimID: alpha[0], Verdict: store.VerdictVerified},
+			{ClaimID: alpha[1], Verdict: store.VerdictVerified},
+			{ClaimID: alpha[2], Verdict: store.VerdictRejected},
+			{ClaimID: beta[0], Verdict: store.VerdictVerified},
+			{ClaimID: beta[1], Verdict: store.VerdictVerified},
+			{ClaimID: beta[2], Verdict: store.VerdictVerified},
+			{ClaimID: beta[3], Verdict: store.VerdictApprovedOnHonor},
+		}
+		if _, err := s.Decide(ctx, decisions, t0); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.Revoke(ctx, beta[3], "", t0); err != nil || !ok {
+			t.Fatalf("Revoke: %v, %v", ok, err)
+		}
+		leased, err := s.Claim(ctx, "w1", 10, time.Minute, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// All three undecided claims are leased now; hand alpha's back so
+		// alpha has pending claims and beta a leased one.
+		var deferrals []store.Deferral
+		for _, c := range leased {
+			if c.Tenant == "alpha" {
+				deferrals = append(deferrals, store.Deferral{ClaimID: c.ID})
+			}
+		}
+		if n, err := s.Defer(ctx, "w1", deferrals); err != nil || n != 2 {
+			t.Fatalf("Defer: %d, %v", n, err)
+		}
+
+		stats, err := s.Stats(ctx)
+		if err != nil {
+			t.Fatalf("Stats: %v", err)
+		}
+		want := []store.Stats{
+			{Tenant: "alpha", Pending: 2, Decided: map[string]int{store.VerdictVerified: 2, store.VerdictRejected: 1}},
+			{Tenant: "beta", Leased: 1, Decided: map[string]int{store.VerdictVerified: 3, store.VerdictRevoked: 1}},
+		}
+		if fmt.Sprint(stats) != fmt.Sprint(want) {
+			t.Errorf("Stats:\n got %+v\nwant %+v", stats, want)
+		}
+
+		allDecided := append(append([]int64{}, alpha[:3]...), beta[:4]...)
+		slices.Sort(allDecided)
+		tests := []struct {
+			name   string
+			filter store.ExportFilter
+			want   []int64
+		}{
+			{"all", store.ExportFilter{}, allDecided},
+			{"first page", store.ExportFilter{Limit: 3}, allDecided[:3]},
+			{"next page", store.ExportFilter{AfterID: allDecided[2], Limit: 3}, allDecided[3:6]},
+			{"last page", store.ExportFilter{AfterID: allDecided[5], Limit: 3}, allDecided[6:]},
+			{"past the end", store.ExportFilter{AfterID: allDecided[6]}, nil},
+			{"tenant", store.ExportFilter{Tenant: "alpha"}, alpha[:3]},
+			{"tenant page", store.ExportFilter{Tenant: "beta", AfterID: beta[1], Limit: 1}, beta[2:3]},
+			{"unknown tenant", store.ExportFilter{Tenant: "nobody"}, nil},
+		}
+		for _, tt := range tests {
+			got, err := s.Decided(ctx, tt.filter)
+			if err != nil {
+				t.Fatalf("%s: Decided: %v", tt.name, err)
+			}
+			if ids := claimIDs(got); !slices.Equal(ids, tt.want) {
+				t.Errorf("%s: Decided(%+v) = %v, want %v", tt.name, tt.filter, ids, tt.want)
+			}
+			for _, c := range got {
+				if c.Status != store.StatusDecided {
+					t.Errorf("%s: claim %d has status %q", tt.name, c.ID, c.Status)
+				}
+			}
+		}
+	})
+}
+
+func TestTokenSecretRef(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		tests := []struct {
+			ref string
+			ok  bool
+		}{
+			{"env:META_TOKEN", true},
+			{"file:/run/secrets/meta", true},
+			{"EAABsbCS1iHgBAKZA1234567890", false}, // a raw token
+			{"", false},
+			{"env:", false},
+			{"ENV:META_TOKEN", false},
+			{"vault:secret/meta", false},
+		}
+		for _, tt := range tests {
+			err := s.UpsertToken(context.Background(), store.Token{ID: "t1", BudgetWindow: "1h", SecretRef: tt.ref})
+			if (err == nil) != tt.ok {
+				t.Errorf("UpsertToken(secret_ref %q): err %v, want ok=%v", tt.ref, err, tt.ok)
+			}
+			if err != nil && strings.HasPrefix(tt.ref, "EAA") && strings.Contains(err.Error(), tt.ref) {
+				t.Errorf("UpsertToken error echoes the refused secret_ref: %v", err)
+			}
+		}
+		if err := s.UpsertToken(context.Background(), store.Token{ID: "t2", BudgetWindow: "7d", SecretRef: "env:X"}); err == nil {
+			t.Error(`UpsertToken with budget_window "7d" succeeded`)
+		}
+	})
+}
+
+func TestTenantAndTokenRoundTrip(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		tok := store.Token{ID: "page-token", Accounts: []string{"1784", "1001"}, BudgetCalls: 4800, BudgetWindow: "24h", SecretRef: "file:/run/secrets/page"}
+		if err := s.UpsertToken(ctx, tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.UpsertToken(ctx, store.Token{ID: "app-token", BudgetWindow: "1h", SecretRef: "env:META_APP_TOKEN"}); err != nil {
+			t.Fatal(err)
+		}
+		tenants := []store.Tenant{
+			{ID: "zeta", Tier: store.TierStandard}, // platform token, no accounts
+			{ID: "acme", Tier: store.TierPremium, TokenID: "page-token", Accounts: []store.Account{
+				{ID: "1784", Type: store.AccountInstagram}, {ID: "1001", Type: store.AccountPage},
+			}},
+		}
+		for _, tn := range tenants {
+			if err := s.UpsertTenant(ctx, tn); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		acme, err := s.Tenant(ctx, "acme")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(acme) != fmt.Sprint(tenants[1]) || acme.InstagramAccount() != "1784" || acme.PageAccount() != "1001" {
+			t.Errorf("Tenant(acme) = %+v, want %+v", acme, tenants[1])
+		}
+		zeta, err := s.Tenant(ctx, "zeta")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if zeta.TokenID != "" || len(zeta.Accounts) != 0 || zeta.Tier != store.TierStandard {
+			t.Errorf("Tenant(zeta) = %+v", zeta)
+		}
+
+		// Upsert replaces: premium to standard, token to platform.
+		acme.Tier, acme.TokenID, acme.Accounts = store.TierStandard, "", acme.Accounts[:1]
+		if err := s.UpsertTenant(ctx, acme); err != nil {
+			t.Fatal(err)
+		}
+		list, err := s.Tenants(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 2 || list[0].ID != "acme" || list[1].ID != "zeta" || fmt.Sprint(list[0]) != fmt.Sprint(acme) {
+			t.Errorf("Tenants() = %+v", list)
+		}
+
+		gotTok, err := s.Token(ctx, "page-token")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(gotTok) != fmt.Sprint(tok) {
+			t.Errorf("Token = %+v, want %+v", gotTok, tok)
+		}
+		tokens, err := s.Tokens(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tokens) != 2 || tokens[0].ID != "app-token" || tokens[1].ID != "page-token" || tokens[0].Accounts == nil {
+			t.Errorf("Tokens() = %+v", tokens)
+		}
+
+		if err := s.UpsertTenant(ctx, store.Tenant{ID: "bad", Tier: "gold"}); err == nil {
+			t.Error("UpsertTenant with tier gold succeeded")
+		}
+		if _, err := s.Tenant(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Tenant(nobody): %v, want ErrNotFound", err)
+		}
+		if _, err := s.Token(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Token(nobody): %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// A row with undecodable accounts fails only a read of that row.
+func TestPoisonRowDoesNotFailLists(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		for _, id := range []string{"good", "poison"} {
+			if err := s.UpsertTenant(ctx, store.Tenant{ID: id, Tier: store.TierStandard, Accounts: []store.Account{{ID: "1", Type: store.AccountPage}}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.UpsertToken(ctx, store.Token{ID: id, Accounts: []string{"1"}, BudgetWindow: "1h", SecretRef: "env:T"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		for _, table := range []string{"tenants", "tokens"} {
+			if _, err := raw.Exec(`UPDATE ` + table + ` SET accounts = '{not json' WHERE id = 'poison'`); err != nil {
+				t.Fatalf("plant poison row in %s: %v", table, err)
+			}
+		}
+
+		tenants, err := s.Tenants(ctx)
+		if err != nil {
+			t.Fatalf("Tenants: %v", err)
+		}
+		if len(tenants) != 2 || len(tenants[0].Accounts) != 1 || tenants[1].ID != "poison" || len(tenants[1].Accounts) != 0 {
+			t.Errorf("Tenants() = %+v, want good with its account and poison with none", tenants)
+		}
+		tokens, err := s.Tokens(ctx)
+		if err != nil {
+			t.Fatalf("Tokens: %v", err)
+		}
+		if len(tokens) != 2 || len(tokens[0].Accounts) != 1 || len(tokens[1].Accounts) != 0 {
+			t.Errorf("Tokens() = %+v, want good with its account and poison with none", tokens)
+		}
+		if _, err := s.Tenant(ctx, "poison"); err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Tenant(poison): %v, want a decode error", err)
+		}
+		if _, err := s.Token(ctx, "poison"); err == nil || errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Token(poison): %v, want a decode error", err)
+		}
+		if _, err := s.Tenant(ctx, "good"); err != nil {
+			t.Errorf("Tenant(good): %v", err)
+		}
+	})
+}
+
+// Submitting 10,000 claims at once works and re-submitting reports them all
+// as duplicates with the same ids; no timing assertions.
+func TestSubmitTenThousand(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		const n = 10000
+		claims := make([]claim.Claim, n)
+		for i := range claims {
+			claims[i] = newClaim(fmt.Sprintf("tenant-%d", i%3), fmt.Sprintf("key-%05d", i))
+		}
+		ids := submit(t, s, t0, claims...)
+		seen := make(map[int64]bool, n)
+		for _, id := range ids {
+			seen[id] = true
+		}
+		if len(seen) != n {
+			t.Fatalf("%d distinct ids for %d claims", len(seen), n)
+		}
+
+		again, err := s.Submit(ctx, claims, t0.Add(time.Hour))
+		if err != nil {
+			t.Fatalf("re-Submit: %v", err)
+		}
+		for i, r := range again {
+			if !r.Duplicate || r.ID != ids[i] {
+				t.Fatalf("re-submitted claim %d: %+v, want duplicate of %d", i, r, ids[i])
+			}
+		}
+
+		stored, err := s.Claims(ctx, ids)
+		if err != nil {
+			t.Fatalf("Claims: %v", err)
+		}
+		if len(stored) != n || stored[0].ID != ids[0] || stored[n-1].ID != ids[n-1] {
+			t.Fatalf("Claims(%d ids): %d claims", n, len(stored))
+		}
+		stats, err := s.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for _, st := range stats {
+			total += st.Pending
+		}
+		if total != n {
+			t.Errorf("pending %d, want %d", total, n)
+		}
+	})
+}

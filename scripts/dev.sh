@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `make dev`: the whole system on embedded defaults, in the foreground.
+#   Temporal dev server (SQLite file, Web UI on :8233) → metasim (local Graph
+#   API with a demo world) → `starter setup` (search attributes, schedule,
+#   tenants) → worker → a steady trickle of demo claims.
+# Ctrl-C stops everything it started. Settings (environment):
+#   SPEED        time acceleration (default 1: the schedule fires every minute)
+#   DEMO_CLAIMS  claims per demo tick (default 20), DEMO_EVERY seconds between ticks (default 10)
+#   DATA_DIR     where state and logs go (default .data, git-ignored)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DATA_DIR=${DATA_DIR:-.data}
+SPEED=${SPEED:-1}
+DEMO_CLAIMS=${DEMO_CLAIMS:-20}
+DEMO_EVERY=${DEMO_EVERY:-10}
+TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
+UI_PORT=${UI_PORT:-8233}
+METASIM_ADDR=${METASIM_ADDR:-127.0.0.1:8088}
+LOGS=$DATA_DIR/logs
+mkdir -p "$LOGS" "$DATA_DIR/secrets"
+
+export TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
+export STORE_URL=${STORE_URL:-sqlite:$DATA_DIR/verifier.db}
+export META_GRAPH_URL=http://$METASIM_ADDR/
+export META_APP_SECRET_REF=file:$PWD/$DATA_DIR/secrets/app_secret
+export SPEED
+
+pids=()
+cleanup() {
+  trap - EXIT INT TERM
+  echo
+  echo "stopping..."
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill "${pids[$i]}" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  echo "stopped. State is kept in $DATA_DIR (make clean removes it)."
+}
+trap cleanup EXIT INT TERM
+
+wait_for() { # what, seconds, command...
+  local what=$1 secs=$2; shift 2
+  for ((i=0; i<secs*5; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.2
+  done
+  echo "dev: $what did not come up; see $LOGS" >&2
+  exit 1
+}
+
+for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}"; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "dev: port $port is already in use (another make dev?)" >&2
+    exit 1
+  fi
+done
+
+echo "starting Temporal dev server (logs: $LOGS/temporal.log)"
+bin/temporal server start-dev \
+  --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
+  --db-filename "$DATA_DIR/temporal.db" --log-level warn \
+  >"$LOGS/temporal.log" 2>&1 &
+pids+=($!)
+wait_for "Temporal" 60 bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS"
+
+echo "starting metasim on $METASIM_ADDR (logs: $LOGS/metasim.log)"
+bin/metasim -addr "$METASIM_ADDR" -speed "$SPEED" \
+  -app-secret-file "$DATA_DIR/secrets/app_secret" \
+  -write-config "$DATA_DIR/tenants.json" -secrets-dir "$PWD/$DATA_DIR/secrets" \
+  >"$LOGS/metasim.log" 2>&1 &
+pids+=($!)
+wait_for "metasim" 30 curl -fsS "http://$METASIM_ADDR/_sim/healthz"
+
+bin/starter setup -tenants "$DATA_DIR/tenants.json"
+
+echo "starting worker (logs: $LOGS/worker.log)"
+bin/worker >"$LOGS/worker.log" 2>&1 &
+pids+=($!)
+
+cat <<INFO
+
+  Temporal Web UI   http://127.0.0.1:$UI_PORT/namespaces/default/workflows
+                    filter batches: TenantID = "brand-01"
+  schedule          http://127.0.0.1:$UI_PORT/namespaces/default/schedules/verification-dispatcher
+  queue status      bin/starter status      (same environment: STORE_URL=$STORE_URL)
+  verdicts          bin/starter export | head
+  metasim           http://$METASIM_ADDR/_sim/world
+  logs              $LOGS/
+
+  $DEMO_CLAIMS demo claims every ${DEMO_EVERY}s (10% fraudulent, some malformed). Ctrl-C stops everything.
+
+INFO
+
+# The demo trickle: metasim makes claims it knows the truth of (performing
+# the genuine ones in its world); the starter submits them like the platform
+# would.
+tick=0
+while true; do
+  tick=$((tick+1))
+  if curl -fsS -X POST "http://$METASIM_ADDR/_sim/claims?n=$DEMO_CLAIMS&fraud=0.1&malformed=1" -o "$DATA_DIR/demo-claims.jsonl" 2>>"$LOGS/demo.log"; then
+    bin/starter submit -file "$DATA_DIR/demo-claims.jsonl" >>"$LOGS/demo.log" 2>&1 || echo "dev: submit failed, see $LOGS/demo.log" >&2
+  fi
+  if (( tick % 6 == 0 )); then
+    bin/starter status -temporal=false 2>/dev/null | tail -n 1 | sed 's/^/  [status] /' || true
+  fi
+  sleep "$DEMO_EVERY" &
+  wait $! || true
+done

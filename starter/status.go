@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/workflows"
+)
+
+// Status is what `starter status -json` prints.
+type Status struct {
+	Tenants  []TenantStatus  `json:"tenants"`
+	Total    TenantStatus    `json:"total"`
+	Schedule *ScheduleStatus `json:"schedule,omitempty"`
+}
+
+// TenantStatus counts one tenant's claims.
+type TenantStatus struct {
+	Tenant  string         `json:"tenant"`
+	Pending int            `json:"pending"`
+	Leased  int            `json:"leased"`
+	Decided map[string]int `json:"decided"`
+}
+
+// ScheduleStatus is the Dispatcher schedule as Temporal describes it.
+type ScheduleStatus struct {
+	ID        string      `json:"id"`
+	Paused    bool        `json:"paused"`
+	Actions   int         `json:"actions"`
+	NextRuns  []time.Time `json:"next_runs"`
+	LastRunAt *time.Time  `json:"last_run_at,omitempty"`
+	Error     string      `json:"error,omitempty"`
+}
+
+func status(ctx context.Context, args []string, out io.Writer) error {
+	c := newCommand("status")
+	asJSON := c.fs.Bool("json", false, "print JSON")
+	withTemporal := c.fs.Bool("temporal", true, "also describe the schedule in Temporal")
+	if err := c.parse(args); err != nil {
+		return err
+	}
+	st, err := c.store(ctx)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	stats, err := st.Stats(ctx)
+	if err != nil {
+		return err
+	}
+	s := Status{Total: TenantStatus{Tenant: "total", Decided: map[string]int{}}}
+	for _, t := range stats {
+		ts := TenantStatus{Tenant: t.Tenant, Pending: t.Pending, Leased: t.Leased, Decided: t.Decided}
+		if ts.Decided == nil {
+			ts.Decided = map[string]int{}
+		}
+		s.Tenants = append(s.Tenants, ts)
+		s.Total.Pending += t.Pending
+		s.Total.Leased += t.Leased
+		for v, n := range t.Decided {
+			s.Total.Decided[v] += n
+		}
+	}
+	if *withTemporal {
+		s.Schedule = describeSchedule(ctx, c)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	printStatus(out, s)
+	return nil
+}
+
+func describeSchedule(ctx context.Context, c *command) *ScheduleStatus {
+	ss := &ScheduleStatus{ID: workflows.ScheduleID}
+	tc, err := c.temporal()
+	if err != nil {
+		ss.Error = err.Error()
+		return ss
+	}
+	defer tc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	d, err := tc.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Describe(ctx)
+	if err != nil {
+		ss.Error = err.Error()
+		return ss
+	}
+	ss.Paused = d.Schedule.State.Paused
+	ss.Actions = d.Info.NumActions
+	ss.NextRuns = d.Info.NextActionTimes
+	if n := len(d.Info.RecentActions); n > 0 {
+		t := d.Info.RecentActions[n-1].ActualTime
+		ss.LastRunAt = &t
+	}
+	return ss
+}
+
+// verdictColumns are printed in this order; any other verdict follows.
+var verdictColumns = []string{
+	store.VerdictVerified, store.VerdictRejected, store.VerdictUnverifiable,
+	store.VerdictApprovedBySample, store.VerdictApprovedOnHonor, store.VerdictRevoked,
+}
+
+func printStatus(out io.Writer, s Status) {
+	cols := slices.Clone(verdictColumns)
+	for v := range s.Total.Decided {
+		if !slices.Contains(cols, v) {
+			cols = append(cols, v)
+		}
+	}
+	slices.Sort(cols[len(verdictColumns):])
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "tenant\tpending\tleased\t%s\t\n", strings.Join(cols, "\t"))
+	row := func(t TenantStatus) {
+		fmt.Fprintf(tw, "%s\t%d\t%d", t.Tenant, t.Pending, t.Leased)
+		for _, v := range cols {
+			fmt.Fprintf(tw, "\t%d", t.Decided[v])
+		}
+		fmt.Fprint(tw, "\t\n")
+	}
+	for _, t := range s.Tenants {
+		row(t)
+	}
+	row(s.Total)
+	_ = tw.Flush()
+	if ss := s.Schedule; ss != nil {
+		switch {
+		case ss.Error != "":
+			fmt.Fprintf(out, "\nschedule %s: %s\n", ss.ID, ss.Error)
+		default:
+			next := "-"
+			if len(ss.NextRuns) > 0 {
+				next = ss.NextRuns[0].Local().Format(time.TimeOnly)
+			}
+			fmt.Fprintf(out, "\nschedule %s: %d runs, paused=%v, next at %s\n", ss.ID, ss.Actions, ss.Paused, next)
+		}
+	}
+}

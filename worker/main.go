@@ -1,0 +1,93 @@
+// Command worker runs the verification engine's Temporal worker: the
+// Dispatcher and TenantBatch workflows and the store and Graph API activities.
+//
+// Configuration comes from flags or environment variables; the defaults fit
+// the embedded setup of `make dev` (see the README).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/logging"
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/workflows"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	cfg := config.Default()
+	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	cfg.RegisterFlags(fs)
+	_ = fs.Parse(os.Args[1:])
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	z, err := logging.New(cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = z.Sync() }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	st, err := store.Open(ctx, cfg.StoreURL)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	appSecret, err := cfg.AppSecret()
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(client.Options{
+		HostPort:  cfg.TemporalAddress,
+		Namespace: cfg.Namespace,
+		Logger:    logging.Temporal(z),
+	})
+	if err != nil {
+		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
+	}
+	defer c.Close()
+
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w, &activities.Activities{
+		Store: st,
+		Graph: graph.New(graph.Config{
+			BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, AppID: cfg.AppID, AppSecret: appSecret,
+		}),
+		PlatformTokenID: cfg.PlatformTokenID,
+	})
+	z.Info("worker starting",
+		zap.String("taskQueue", workflows.TaskQueue),
+		zap.String("temporal", cfg.TemporalAddress),
+		zap.String("graph", cfg.GraphURL),
+		zap.Bool("appsecretProof", !appSecret.Empty()),
+		zap.Float64("speed", cfg.Speed))
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	<-ctx.Done()
+	w.Stop()
+	z.Info("worker stopped")
+	return nil
+}

@@ -1,0 +1,103 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/activities"
+)
+
+// DispatcherInput is fixed when the Schedule is created (`starter setup`).
+type DispatcherInput struct {
+	BatchSize int           // claims per run
+	LeaseTTL  time.Duration // lease on claimed claims; TenantBatch renews it while it works
+	Batch     BatchSettings // passed on to every TenantBatch
+}
+
+// DispatchResult summarises one run.
+type DispatchResult struct {
+	Claimed  int
+	Children []string // TenantBatch workflow ids started
+	Failed   []string // tenants whose child could not start; their claims were handed back
+}
+
+// Dispatcher claims a batch of pending claims, groups it by tenant and starts
+// one TenantBatch child per tenant. It waits only for the children to start
+// (parent-close policy abandon), so a run takes seconds however long the
+// verification takes, and the Schedule's next run is never blocked by it.
+func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error) {
+	var res DispatchResult
+	info := workflow.GetInfo(ctx)
+	owner := info.WorkflowExecution.ID + "/" + info.WorkflowExecution.RunID
+	dispatched := workflow.Now(ctx)
+
+	actx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+	var a *activities.Activities
+	var batch activities.ClaimBatchResult
+	if err := workflow.ExecuteActivity(actx, a.ClaimBatch, activities.ClaimBatchInput{
+		Owner: owner, Limit: in.BatchSize, LeaseTTL: in.LeaseTTL,
+	}).Get(ctx, &batch); err != nil {
+		return res, err
+	}
+	res.Claimed = batch.Claimed
+
+	type started struct {
+		group  activities.TenantGroup
+		id     string
+		future workflow.ChildWorkflowFuture
+	}
+	children := make([]started, 0, len(batch.Groups))
+	for _, g := range batch.Groups {
+		id := BatchWorkflowID(g.TenantID, dispatched)
+		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
+			WorkflowID:        id,
+			TaskQueue:         TaskQueue,
+			ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				TenantIDKey.ValueSet(g.TenantID),
+				VerificationModeKey.ValueSet(ModeVerify),
+			),
+		})
+		f := workflow.ExecuteChildWorkflow(cctx, TenantBatchWorkflow, TenantBatchInput{
+			TenantID:   g.TenantID,
+			ClaimIDs:   g.ClaimIDs,
+			LeaseOwner: owner,
+			LeaseTTL:   in.LeaseTTL,
+			Settings:   in.Batch,
+		})
+		children = append(children, started{group: g, id: id, future: f})
+	}
+
+	var handBack []activities.Deferral
+	for _, c := range children {
+		if err := c.future.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Error("TenantBatch did not start; handing its claims back", "TenantID", c.group.TenantID, "error", err)
+			res.Failed = append(res.Failed, c.group.TenantID)
+			for _, id := range c.group.ClaimIDs {
+				handBack = append(handBack, activities.Deferral{ClaimID: id, Reason: "batch workflow did not start"})
+			}
+			continue
+		}
+		res.Children = append(res.Children, c.id)
+	}
+	if len(handBack) > 0 {
+		if err := workflow.ExecuteActivity(actx, a.DeferClaims, activities.DeferInput{Owner: owner, Deferrals: handBack}).Get(ctx, nil); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// storeActivityOptions: store calls are quick; a database outage is retried
+// until it is over (the lease keeps the claims safe meanwhile).
+var storeActivityOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+	},
+}

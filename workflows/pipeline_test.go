@@ -1,0 +1,309 @@
+package workflows_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/metasim"
+	"github.com/socialproof/verifier/internal/secret"
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/testenv"
+	"github.com/socialproof/verifier/workflows"
+)
+
+// TestPipeline runs the whole spine on real parts: the Temporal dev server,
+// metasim over HTTP through huandu/facebook, and the task store. 2,000 claims
+// over 3 tenants, 10% fraudulent, plus malformed lines: every valid claim gets
+// exactly one verdict that agrees with metasim's ground truth, malformed lines
+// are refused with reasons, and nothing is left pending or leased.
+func TestPipeline(t *testing.T) {
+	for _, b := range []testenv.Backend{{Name: "sqlite"}, {Name: "postgres", DSN: os.Getenv("TEST_DATABASE_URL")}} {
+		t.Run(b.Name, func(t *testing.T) {
+			if b.Name == "postgres" && b.DSN == "" {
+				t.Skip(testenv.SkipPostgresMessage)
+			}
+			runPipeline(t, b)
+		})
+	}
+}
+
+const (
+	pipelineClaims    = 2000
+	pipelineMalformed = 25
+	pipelineSpeed     = 60 // an hour a minute: schedule every second, re-check after 2s
+)
+
+func runPipeline(t *testing.T, b testenv.Backend) {
+	ctx := context.Background()
+	const appSecret = "pipeline-test-app-secret"
+	sim := metasim.New(metasim.Config{
+		Seed: 42, Brands: 3, Premium: 1, Speed: pipelineSpeed, AppSecret: appSecret,
+		// No limiter yet (next issue): budgets large enough that this test is
+		// about verdicts, not throttling.
+		PlatformBudget: metasim.Budget{Calls: 1_000_000, Window: time.Hour},
+		TenantBudget:   metasim.Budget{Calls: 1_000_000, Window: time.Hour},
+	})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+
+	st, _ := testenv.OpenStore(t, b)
+	dir := t.TempDir()
+	if err := sim.WriteEngineConfig(filepath.Join(dir, "tenants.json"), filepath.Join(dir, "secrets")); err != nil {
+		t.Fatal(err)
+	}
+	tenants, err := config.LoadTenants(filepath.Join(dir, "tenants.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range tenants.Tokens {
+		if err := st.UpsertToken(ctx, tok.Token()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range tenants.Tenants {
+		if err := st.UpsertTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Claims as JSON Lines, malformed lines mixed in at known places.
+	generated := sim.GenerateClaims(pipelineClaims, metasim.ClaimOptions{FraudRate: 0.1})
+	malformed := sim.MalformedLines(pipelineMalformed)
+	var input bytes.Buffer
+	malformedAt := map[int]bool{}
+	line := 0
+	for i, g := range generated {
+		if i%80 == 0 && len(malformedAt) < len(malformed) {
+			line++
+			malformedAt[line] = true
+			input.WriteString(malformed[len(malformedAt)-1] + "\n")
+		}
+		line++
+		input.Write(append(g.Line, '\n'))
+	}
+	lines, refused, err := claim.ReadLines(&input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(refused) != len(malformed) {
+		t.Fatalf("refused %d lines, want the %d malformed ones: %+v", len(refused), len(malformed), refused)
+	}
+	for _, r := range refused {
+		if !malformedAt[r.Line] || r.Reason == "" {
+			t.Errorf("refused line %d (%q) is not a malformed line", r.Line, r.Reason)
+		}
+	}
+	valid := make([]claim.Claim, len(lines))
+	for i, l := range lines {
+		valid[i] = l.Claim
+	}
+	submitted := submitAll(t, st, valid)
+	if dup := submitAll(t, st, valid[:100]); dup.accepted != 0 || dup.duplicates != 100 {
+		t.Fatalf("resubmitting 100 claims: %+v, want 100 duplicates", dup)
+	}
+
+	c := testenv.DevServer(t)
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w, &activities.Activities{
+		Store: st,
+		Graph: graph.New(graph.Config{
+			BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret),
+		}),
+		PlatformTokenID: tenants.PlatformToken,
+	})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+
+	if _, err := workflows.EnsureSearchAttributes(ctx, c, "default"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Speed = pipelineSpeed
+	cfg.BatchSize = 500
+	created, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg))
+	if err != nil || !created {
+		t.Fatalf("EnsureSchedule: created=%v err=%v", created, err)
+	}
+	if created, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil || created {
+		t.Fatalf("EnsureSchedule again must update, not create: created=%v err=%v", created, err)
+	}
+
+	start := time.Now()
+	testenv.Eventually(t, 5*time.Minute, time.Second, "every claim decided", func() (bool, string) {
+		stats, err := st.Stats(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		pending, leased, decided := 0, 0, 0
+		for _, s := range stats {
+			pending += s.Pending
+			leased += s.Leased
+			for _, n := range s.Decided {
+				decided += n
+			}
+		}
+		return pending == 0 && leased == 0 && decided == submitted.accepted,
+			fmt.Sprintf("pending=%d leased=%d decided=%d/%d", pending, leased, decided, submitted.accepted)
+	})
+	t.Logf("%d claims decided in %v", submitted.accepted, time.Since(start).Round(time.Second))
+
+	checkVerdictsAgainstTruth(t, st, sim.Truth(), submitted.accepted)
+	checkBatchesVisible(t, c, tenants.Tenants)
+
+	h := c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID)
+	if err := h.Delete(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" && b.Name == "sqlite" {
+		recordHistories(t, c, dir)
+	}
+}
+
+type submitCounts struct{ accepted, duplicates int }
+
+func submitAll(t *testing.T, st store.Store, claims []claim.Claim) submitCounts {
+	t.Helper()
+	var n submitCounts
+	for start := 0; start < len(claims); start += 1000 {
+		res, err := st.Submit(context.Background(), claims[start:min(start+1000, len(claims))], time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Duplicate {
+				n.duplicates++
+			} else {
+				n.accepted++
+			}
+		}
+	}
+	return n
+}
+
+func checkVerdictsAgainstTruth(t *testing.T, st store.Store, truth map[string]bool, want int) {
+	t.Helper()
+	decided, err := st.Decided(context.Background(), store.ExportFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(decided) != want {
+		t.Fatalf("%d decided claims, want %d", len(decided), want)
+	}
+	byVerdict := map[string]int{}
+	var wrong []string
+	for _, c := range decided {
+		byVerdict[c.Verdict]++
+		genuine, known := truth[c.Tenant+"/"+c.Key]
+		var expect string
+		switch {
+		case !known:
+			t.Fatalf("claim %s/%s has no ground truth", c.Tenant, c.Key)
+		case !c.Kind.Verifiable():
+			expect = store.VerdictUnverifiable
+		case genuine:
+			expect = store.VerdictVerified
+		default:
+			expect = store.VerdictRejected
+		}
+		if c.Verdict != expect {
+			wrong = append(wrong, fmt.Sprintf("%s/%s %s genuine=%v: %s (%s), want %s", c.Tenant, c.Key, c.Kind, genuine, c.Verdict, c.Evidence, expect))
+		}
+		if c.Verdict == store.VerdictVerified && !strings.Contains(c.Evidence, `"match"`) {
+			t.Errorf("verified claim %s/%s has no matching action in its evidence: %s", c.Tenant, c.Key, c.Evidence)
+		}
+	}
+	t.Logf("verdicts: %v", byVerdict)
+	if len(wrong) > 0 {
+		t.Fatalf("%d verdicts disagree with ground truth, e.g.:\n%s", len(wrong), strings.Join(wrong[:min(10, len(wrong))], "\n"))
+	}
+	for _, v := range []string{store.VerdictVerified, store.VerdictRejected, store.VerdictUnverifiable} {
+		if byVerdict[v] == 0 {
+			t.Errorf("no %s verdicts: the workload should produce every kind", v)
+		}
+	}
+}
+
+// checkBatchesVisible finds each tenant's TenantBatch runs through the
+// TenantID search attribute, as an operator would in the Web UI.
+func checkBatchesVisible(t *testing.T, c client.Client, tenants []store.Tenant) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tn := range tenants {
+		query := fmt.Sprintf("WorkflowType = '%s' AND TenantID = '%s'", workflows.TenantBatchWorkflow, tn.ID)
+		testenv.Eventually(t, 30*time.Second, time.Second, "batches of "+tn.ID+" in visibility", func() (bool, string) {
+			resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+			if err != nil {
+				return false, err.Error()
+			}
+			for _, e := range resp.Executions {
+				if !strings.HasPrefix(e.Execution.WorkflowId, "batch/"+tn.ID+"/") {
+					return false, "unexpected id " + e.Execution.WorkflowId
+				}
+				if e.Status == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED && e.Memo.GetFields()["progress"] == nil {
+					return false, "completed batch without progress memo"
+				}
+			}
+			return len(resp.Executions) > 0, fmt.Sprintf("%d executions", len(resp.Executions))
+		})
+	}
+}
+
+// recordHistories writes one Dispatcher and one TenantBatch history for the
+// replay tests (RECORD_HISTORIES=workflows/testdata go test -run TestPipeline/sqlite ./workflows).
+func recordHistories(t *testing.T, c client.Client, dir string) {
+	ctx := context.Background()
+	for _, wt := range []string{workflows.DispatcherWorkflow, workflows.TenantBatchWorkflow} {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", wt),
+		})
+		if err != nil || len(resp.Executions) == 0 {
+			t.Fatalf("no completed %s to record: %v", wt, err)
+		}
+		// The run with the longest history shows the most paths.
+		best := resp.Executions[0]
+		for _, e := range resp.Executions {
+			if e.HistoryLength > best.HistoryLength {
+				best = e
+			}
+		}
+		iter := c.GetWorkflowHistory(ctx, best.Execution.WorkflowId, best.Execution.RunId, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		var events []json.RawMessage
+		for iter.HasNext() {
+			ev, err := iter.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := protojson.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			events = append(events, b)
+		}
+		out, _ := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
+		path := filepath.Join(dir, strings.ToLower(wt)+".json")
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("recorded %s (%d events) to %s", best.Execution.WorkflowId, len(events), path)
+	}
+}

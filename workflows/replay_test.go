@@ -1,0 +1,27 @@
+package workflows_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/workflows"
+)
+
+// TestReplay replays histories recorded from real runs (see recordHistories
+// in pipeline_test.go) against today's workflow code: a change to a
+// workflow's commands without workflow.GetVersion fails here.
+func TestReplay(t *testing.T) {
+	for _, file := range []string{"dispatcher.json", "tenantbatch.json"} {
+		t.Run(file, func(t *testing.T) {
+			r := worker.NewWorkflowReplayer()
+			r.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
+			r.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
+			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", file)); err != nil {
+				t.Fatalf("replay %s: %v", file, err)
+			}
+		})
+	}
+}

@@ -1,0 +1,125 @@
+package workflows
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/config"
+)
+
+// Register adds every workflow and activity to a worker.
+func Register(w worker.Registry, a *activities.Activities) {
+	w.RegisterWorkflowWithOptions(Dispatcher, workflow.RegisterOptions{Name: DispatcherWorkflow})
+	w.RegisterWorkflowWithOptions(TenantBatch, workflow.RegisterOptions{Name: TenantBatchWorkflow})
+	w.RegisterActivity(a)
+}
+
+// EnsureSearchAttributes creates the custom search attributes that are
+// missing in the namespace; existing ones are left alone.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) (added []string, err error) {
+	ops := c.OperatorService()
+	existing, err := ops.ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return nil, fmt.Errorf("list search attributes: %w", err)
+	}
+	missing := map[string]enums.IndexedValueType{}
+	for _, k := range SearchAttributeKeys {
+		if _, ok := existing.GetCustomAttributes()[k.GetName()]; !ok {
+			missing[k.GetName()] = enums.INDEXED_VALUE_TYPE_KEYWORD
+			added = append(added, k.GetName())
+		}
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	_, err = ops.AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing})
+	var exists *serviceerror.AlreadyExists
+	if err != nil && !errors.As(err, &exists) {
+		return nil, fmt.Errorf("add search attributes %v: %w", added, err)
+	}
+	return added, nil
+}
+
+// ScheduleConfig is what `starter setup` puts into the Schedule.
+type ScheduleConfig struct {
+	Interval   time.Duration
+	Dispatcher DispatcherInput
+}
+
+// EnsureSchedule creates the Dispatcher's Schedule, or brings an existing one
+// to the given interval and input. A run that would overlap a running one is
+// skipped, and missed runs are caught up only within one interval: a backlog
+// of Dispatcher runs after an outage would only claim what one run claims.
+func EnsureSchedule(ctx context.Context, c client.Client, cfg ScheduleConfig) (created bool, err error) {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Interval}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:        ScheduleID,
+		Workflow:  DispatcherWorkflow,
+		Args:      []any{cfg.Dispatcher},
+		TaskQueue: TaskQueue,
+		// A Dispatcher run only claims and starts children: if it has not
+		// finished well within an interval, something is wrong.
+		WorkflowRunTimeout: max(5*time.Minute, 2*cfg.Interval),
+	}
+	catchup := max(cfg.Interval, 10*time.Second) // Temporal's minimum catch-up window is 10s
+	_, err = c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:            ScheduleID,
+		Spec:          spec,
+		Action:        action,
+		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
+		CatchupWindow: catchup,
+		Note:          "fires the verification Dispatcher; created by `starter setup`",
+	})
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return false, fmt.Errorf("create schedule %s: %w", ScheduleID, err)
+	}
+	h := c.ScheduleClient().GetHandle(ctx, ScheduleID)
+	err = h.Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			s := in.Description.Schedule
+			s.Spec = &spec
+			s.Action = action
+			if s.Policy == nil {
+				s.Policy = &client.SchedulePolicies{}
+			}
+			s.Policy.Overlap = enums.SCHEDULE_OVERLAP_POLICY_SKIP
+			s.Policy.CatchupWindow = catchup
+			return &client.ScheduleUpdate{Schedule: &s}, nil
+		},
+	})
+	if err != nil {
+		return false, fmt.Errorf("update schedule %s: %w", ScheduleID, err)
+	}
+	return false, nil
+}
+
+// NewScheduleConfig derives the Schedule's interval and the Dispatcher's
+// input from the engine configuration, applying the speed factor.
+func NewScheduleConfig(cfg config.Config) ScheduleConfig {
+	return ScheduleConfig{
+		Interval: cfg.Scaled(cfg.Interval),
+		Dispatcher: DispatcherInput{
+			BatchSize: cfg.BatchSize,
+			LeaseTTL:  cfg.Scaled(cfg.LeaseTTL),
+			Batch: func() BatchSettings {
+				s := DefaultBatchSettings()
+				s.RecheckDelay = cfg.RecheckDelay
+				return s.Scaled(cfg.Speed)
+			}(),
+		},
+	}
+}

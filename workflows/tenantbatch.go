@@ -1,0 +1,321 @@
+package workflows
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/store"
+)
+
+// BatchSettings tune a TenantBatch. Durations are wall-clock (already divided
+// by the speed factor by whoever builds them).
+type BatchSettings struct {
+	RecheckDelay time.Duration // grace before a claim without evidence is checked again, then rejected
+	RetryDelay   time.Duration // pause between passes over claims that failed transiently
+	Passes       int           // passes over transient failures before handing claims back
+	ChunkSize    int           // claims per VerifyClaims activity
+	Parallel     int           // VerifyClaims activities in flight
+
+	// How long a claim waits before it may be claimed again, by why it could not be checked.
+	BackoffTransient   time.Duration
+	BackoffThrottled   time.Duration // when Meta gives no regain time
+	BackoffTokenBroken time.Duration
+	BackoffPermission  time.Duration
+}
+
+// DefaultBatchSettings are the settings at speed 1.
+func DefaultBatchSettings() BatchSettings {
+	return BatchSettings{
+		RecheckDelay:       2 * time.Minute,
+		RetryDelay:         10 * time.Second,
+		Passes:             3,
+		ChunkSize:          25,
+		Parallel:           4,
+		BackoffTransient:   time.Minute,
+		BackoffThrottled:   5 * time.Minute,
+		BackoffTokenBroken: 15 * time.Minute,
+		BackoffPermission:  30 * time.Minute,
+	}
+}
+
+// Scaled divides every duration by speed, for accelerated runs.
+func (s BatchSettings) Scaled(speed float64) BatchSettings {
+	if speed <= 0 || speed == 1 {
+		return s
+	}
+	scale := func(d time.Duration) time.Duration { return time.Duration(float64(d) / speed) }
+	s.RecheckDelay = scale(s.RecheckDelay)
+	s.RetryDelay = scale(s.RetryDelay)
+	s.BackoffTransient = scale(s.BackoffTransient)
+	s.BackoffThrottled = scale(s.BackoffThrottled)
+	s.BackoffTokenBroken = scale(s.BackoffTokenBroken)
+	s.BackoffPermission = scale(s.BackoffPermission)
+	return s
+}
+
+func (s BatchSettings) withDefaults() BatchSettings {
+	d := DefaultBatchSettings()
+	if s.ChunkSize <= 0 {
+		s.ChunkSize = d.ChunkSize
+	}
+	if s.Parallel <= 0 {
+		s.Parallel = d.Parallel
+	}
+	if s.Passes <= 0 {
+		s.Passes = d.Passes
+	}
+	return s
+}
+
+// TenantBatchInput is one tenant's share of a dispatch: claim ids only, the
+// claims themselves stay in the store.
+type TenantBatchInput struct {
+	TenantID   string
+	ClaimIDs   []int64
+	LeaseOwner string
+	LeaseTTL   time.Duration
+	Settings   BatchSettings
+}
+
+// Progress is the `progress` query's answer, the memo and the result.
+type Progress struct {
+	Phase           string // planning, verifying, awaiting-recheck, rechecking, done
+	TenantID        string
+	TokenID         string
+	Total           int
+	Unverifiable    int
+	Verified        int
+	Rejected        int
+	AwaitingRecheck int
+	Deferred        int // handed back to pending, to be claimed again later
+	AlreadyDecided  int
+	Calls           int    // Graph API calls made
+	Alert           string `json:",omitempty"` // e.g. the token is broken
+}
+
+// tenantBatch is one TenantBatch run's state.
+type tenantBatch struct {
+	in        TenantBatchInput
+	s         BatchSettings
+	progress  Progress
+	deferrals []activities.Deferral
+}
+
+// TenantBatch verifies one tenant's claims: unverifiable kinds get their
+// verdict by rule; each verifiable claim is checked with Graph API reads; a
+// claim without evidence is checked once more after a grace delay and only
+// then rejected. Claims that cannot be checked now (throttle, broken token,
+// missing permission, Meta down) are handed back to pending with a backoff:
+// never rejected.
+func TenantBatch(ctx workflow.Context, in TenantBatchInput) (Progress, error) {
+	b := &tenantBatch{in: in, s: in.Settings.withDefaults()}
+	b.progress = Progress{Phase: "planning", TenantID: in.TenantID, Total: len(in.ClaimIDs)}
+	if err := workflow.SetQueryHandler(ctx, QueryProgress, func() (Progress, error) { return b.progress, nil }); err != nil {
+		return b.progress, err
+	}
+	return b.run(ctx)
+}
+
+func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
+	var a *activities.Activities
+	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+
+	var plan activities.Plan
+	if err := workflow.ExecuteActivity(sctx, a.PlanBatch, activities.PlanInput{TenantID: b.in.TenantID, ClaimIDs: b.in.ClaimIDs}).Get(ctx, &plan); err != nil {
+		return b.progress, err
+	}
+	if !plan.TenantKnown {
+		b.progress.Alert = "unknown tenant " + b.in.TenantID
+		b.deferAll(b.in.ClaimIDs, graph.Permanent, "unknown tenant")
+		return b.finish(ctx)
+	}
+	b.progress.TokenID = plan.TokenID
+	b.progress.AlreadyDecided = plan.AlreadyDecided
+	if err := workflow.UpsertTypedSearchAttributes(ctx, TokenIDKey.ValueSet(plan.TokenID)); err != nil {
+		return b.progress, err
+	}
+
+	if len(plan.Unverifiable) > 0 {
+		decisions := make([]store.Decision, len(plan.Unverifiable))
+		for i, u := range plan.Unverifiable {
+			decisions[i] = store.Decision{
+				ClaimID: u.ClaimID, Verdict: store.VerdictUnverifiable, Method: activities.MethodRule,
+				Evidence: fmt.Sprintf(`{"reason":"no Graph API read can prove %s"}`, u.Kind),
+			}
+		}
+		var n int
+		if err := workflow.ExecuteActivity(sctx, a.RecordVerdicts, decisions).Get(ctx, &n); err != nil {
+			return b.progress, err
+		}
+		b.progress.Unverifiable = n
+	}
+
+	b.setPhase(ctx, "verifying")
+	absent := b.verifyWithRetries(ctx, plan.TokenID, plan.Verifiable)
+
+	if len(absent) > 0 {
+		b.progress.AwaitingRecheck = len(absent)
+		b.setPhase(ctx, "awaiting-recheck")
+		// Keep the lease over the grace delay, or another dispatch would take the claims.
+		if err := workflow.ExecuteActivity(sctx, a.ExtendLease, activities.ExtendLeaseInput{
+			Owner: b.in.LeaseOwner, ClaimIDs: absent, TTL: b.s.RecheckDelay + b.in.LeaseTTL,
+		}).Get(ctx, nil); err != nil {
+			return b.progress, err
+		}
+		if err := workflow.Sleep(ctx, b.s.RecheckDelay); err != nil {
+			return b.progress, err
+		}
+		b.setPhase(ctx, "rechecking")
+		b.progress.AwaitingRecheck = 0
+		for _, r := range b.runChunks(ctx, plan.TokenID, absent, true) {
+			b.deferFailed(r.Deferred)
+		}
+	}
+	return b.finish(ctx)
+}
+
+// verifyWithRetries checks claims, retrying transient failures for a few
+// passes; it returns the claims that had no evidence on the first check.
+func (b *tenantBatch) verifyWithRetries(ctx workflow.Context, tokenID string, ids []int64) (absent []int64) {
+	for pass := 1; len(ids) > 0; pass++ {
+		var retry []int64
+		for _, r := range b.runChunks(ctx, tokenID, ids, false) {
+			absent = append(absent, r.Absent...)
+			for _, f := range r.Deferred {
+				if f.Class == graph.Transient && pass < b.s.Passes {
+					retry = append(retry, f.ClaimID)
+					continue
+				}
+				b.deferFailed([]activities.Failed{f})
+			}
+		}
+		ids = retry
+		if len(ids) > 0 {
+			if err := workflow.Sleep(ctx, b.s.RetryDelay*time.Duration(pass)); err != nil {
+				b.deferAll(ids, graph.Transient, "canceled")
+				return absent
+			}
+		}
+	}
+	return absent
+}
+
+// runChunks runs VerifyClaims over ids in chunks, Parallel at a time, and
+// records the counts. A chunk whose activity failed for good comes back as
+// transient failures of all its claims.
+func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int64, final bool) []activities.VerifyResult {
+	var a *activities.Activities
+	actx := workflow.WithActivityOptions(ctx, graphActivityOptions)
+	results := make([]activities.VerifyResult, 0, len(ids)/b.s.ChunkSize+1)
+	selector := workflow.NewSelector(ctx)
+	inFlight := 0
+	collect := func(chunk []int64) func(workflow.Future) {
+		return func(f workflow.Future) {
+			inFlight--
+			var r activities.VerifyResult
+			if err := f.Get(ctx, &r); err != nil {
+				workflow.GetLogger(ctx).Warn("VerifyClaims failed; claims go back to pending", "claims", len(chunk), "error", err)
+				r = activities.VerifyResult{}
+				for _, id := range chunk {
+					r.Deferred = append(r.Deferred, activities.Failed{ClaimID: id, Class: graph.Transient, Reason: "verify activity failed"})
+				}
+			}
+			b.progress.Verified += r.Verified
+			b.progress.Rejected += r.Rejected
+			b.progress.Calls += r.Calls
+			results = append(results, r)
+		}
+	}
+	for start := 0; start < len(ids); start += b.s.ChunkSize {
+		chunk := ids[start:min(start+b.s.ChunkSize, len(ids))]
+		f := workflow.ExecuteActivity(actx, a.VerifyClaims, activities.VerifyInput{
+			TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: chunk,
+			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: final,
+		})
+		selector.AddFuture(f, collect(chunk))
+		inFlight++
+		if inFlight >= b.s.Parallel {
+			selector.Select(ctx)
+		}
+	}
+	for inFlight > 0 {
+		selector.Select(ctx)
+	}
+	return results
+}
+
+func (b *tenantBatch) deferFailed(failed []activities.Failed) {
+	for _, f := range failed {
+		after := b.backoff(f.Class)
+		if f.Class == graph.Throttled && f.RetryAfter > 0 {
+			after = f.RetryAfter
+		}
+		if f.Class == graph.TokenBroken && b.progress.Alert == "" {
+			b.progress.Alert = "token " + b.progress.TokenID + " is broken: " + f.Reason
+		}
+		b.deferrals = append(b.deferrals, activities.Deferral{ClaimID: f.ClaimID, After: after, Reason: string(f.Class) + ": " + f.Reason})
+	}
+}
+
+func (b *tenantBatch) deferAll(ids []int64, class graph.Class, reason string) {
+	for _, id := range ids {
+		b.deferrals = append(b.deferrals, activities.Deferral{ClaimID: id, After: b.backoff(class), Reason: string(class) + ": " + reason})
+	}
+}
+
+func (b *tenantBatch) backoff(class graph.Class) time.Duration {
+	switch class {
+	case graph.Throttled:
+		return b.s.BackoffThrottled
+	case graph.TokenBroken:
+		return b.s.BackoffTokenBroken
+	case graph.Permission, graph.Permanent:
+		return b.s.BackoffPermission
+	}
+	return b.s.BackoffTransient
+}
+
+// finish hands back what could not be decided and publishes the final counts.
+func (b *tenantBatch) finish(ctx workflow.Context) (Progress, error) {
+	if len(b.deferrals) > 0 {
+		var a *activities.Activities
+		sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+		var n int
+		if err := workflow.ExecuteActivity(sctx, a.DeferClaims, activities.DeferInput{Owner: b.in.LeaseOwner, Deferrals: b.deferrals}).Get(ctx, &n); err != nil {
+			return b.progress, err
+		}
+		b.progress.Deferred = n
+		if b.progress.Alert != "" {
+			workflow.GetLogger(ctx).Error("batch handed claims back", "TenantID", b.in.TenantID, "TokenID", b.progress.TokenID, "deferred", n, "alert", b.progress.Alert)
+		}
+	}
+	b.setPhase(ctx, "done")
+	return b.progress, nil
+}
+
+// setPhase moves to a phase and publishes the counts in the memo, which the
+// Web UI shows in the workflow list.
+func (b *tenantBatch) setPhase(ctx workflow.Context, phase string) {
+	b.progress.Phase = phase
+	if err := workflow.UpsertMemo(ctx, map[string]any{"progress": b.progress}); err != nil {
+		workflow.GetLogger(ctx).Warn("memo not updated", "error", err)
+	}
+}
+
+// graphActivityOptions: a chunk reads Meta for up to ChunkSize claims; it
+// heartbeats per claim so a dead worker is noticed within a minute.
+var graphActivityOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 5 * time.Minute,
+	HeartbeatTimeout:    time.Minute,
+	RetryPolicy: &temporal.RetryPolicy{
+		InitialInterval:    2 * time.Second,
+		BackoffCoefficient: 2,
+		MaximumInterval:    time.Minute,
+		MaximumAttempts:    5,
+	},
+}

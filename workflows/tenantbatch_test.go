@@ -1,0 +1,147 @@
+package workflows_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/workflows"
+)
+
+func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	a := &activities.Activities{}
+	env.RegisterActivity(a)
+	env.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
+	env.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
+	return env, a
+}
+
+func batchInput(ids ...int64) workflows.TenantBatchInput {
+	s := workflows.DefaultBatchSettings()
+	s.ChunkSize = 2
+	return workflows.TenantBatchInput{TenantID: "acme", ClaimIDs: ids, LeaseOwner: "dispatch/run", LeaseTTL: 10 * time.Minute, Settings: s}
+}
+
+func TestTenantBatchDecidesByRuleVerifiesAndRechecksAbsentClaims(t *testing.T) {
+	env, a := newEnv(t)
+	env.OnActivity(a.PlanBatch, mock.Anything, activities.PlanInput{TenantID: "acme", ClaimIDs: []int64{1, 2, 3, 4}}).Return(activities.Plan{
+		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform",
+		Verifiable:   []int64{1, 2, 3},
+		Unverifiable: []activities.Unverifiable{{ClaimID: 4, Kind: claim.IGFollow}},
+	}, nil).Once()
+	env.OnActivity(a.RecordVerdicts, mock.Anything, mock.MatchedBy(func(ds []store.Decision) bool {
+		return len(ds) == 1 && ds[0].ClaimID == 4 && ds[0].Verdict == store.VerdictUnverifiable
+	})).Return(1, nil).Once()
+
+	var recheckAt time.Time
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.Final && in.ClaimIDs[0] == 1 })).
+		Return(activities.VerifyResult{Verified: 1, Absent: []int64{2}, Calls: 2}, nil).Once()
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.Final && in.ClaimIDs[0] == 3 })).
+		Return(activities.VerifyResult{Verified: 1, Calls: 1}, nil).Once()
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil).Once()
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.Final })).
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			recheckAt = env.Now()
+			require.Equal(t, []int64{2}, in.ClaimIDs)
+			return activities.VerifyResult{Rejected: 1, Calls: 1}, nil
+		}).Once()
+
+	start := env.Now()
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(1, 2, 3, 4))
+	require.True(t, env.IsWorkflowCompleted())
+	require.NoError(t, env.GetWorkflowError())
+	var p workflows.Progress
+	require.NoError(t, env.GetWorkflowResult(&p))
+	require.Equal(t, workflows.Progress{Phase: "done", TenantID: "acme", TokenID: "platform", Total: 4, Unverifiable: 1, Verified: 2, Rejected: 1, Calls: 4}, p)
+	require.GreaterOrEqual(t, recheckAt.Sub(start), workflows.DefaultBatchSettings().RecheckDelay, "absent claims are re-checked only after the grace delay")
+	env.AssertExpectations(t)
+}
+
+func TestTenantBatchHandsBackClaimsItCannotCheck(t *testing.T) {
+	env, a := newEnv(t)
+	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
+		TenantKnown: true, TokenID: "tok-acme", Verifiable: []int64{1, 2, 3, 4, 5, 6},
+	}, nil)
+	// Chunk {1,2}: a transient failure for 2 that succeeds on the next pass.
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 1 })).
+		Return(activities.VerifyResult{Verified: 1, Deferred: []activities.Failed{{ClaimID: 2, Class: graph.Transient}}}, nil).Once()
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 2 })).
+		Return(activities.VerifyResult{Verified: 1}, nil).Once()
+	// Chunk {3,4}: throttled with Meta's regain time.
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 3 })).
+		Return(activities.VerifyResult{Deferred: []activities.Failed{
+			{ClaimID: 3, Class: graph.Throttled, RetryAfter: 7 * time.Minute},
+			{ClaimID: 4, Class: graph.Throttled, RetryAfter: 7 * time.Minute},
+		}}, nil).Once()
+	// Chunk {5,6}: the token is broken; the activity itself keeps failing for good.
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 5 })).
+		Return(activities.VerifyResult{Deferred: []activities.Failed{
+			{ClaimID: 5, Class: graph.TokenBroken, Reason: "code 190"},
+			{ClaimID: 6, Class: graph.Permission, Reason: "code 10"},
+		}}, nil).Once()
+
+	var deferred activities.DeferInput
+	env.OnActivity(a.DeferClaims, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeferInput) (int, error) {
+		deferred = in
+		return len(in.Deferrals), nil
+	}).Once()
+
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(1, 2, 3, 4, 5, 6))
+	require.NoError(t, env.GetWorkflowError())
+	var p workflows.Progress
+	require.NoError(t, env.GetWorkflowResult(&p))
+	require.Equal(t, 2, p.Verified)
+	require.Equal(t, 0, p.Rejected, "no failure of Meta's may reject a claim")
+	require.Equal(t, 4, p.Deferred)
+	require.Contains(t, p.Alert, "tok-acme is broken")
+
+	after := map[int64]time.Duration{}
+	for _, d := range deferred.Deferrals {
+		after[d.ClaimID] = d.After
+	}
+	s := workflows.DefaultBatchSettings()
+	require.Equal(t, map[int64]time.Duration{3: 7 * time.Minute, 4: 7 * time.Minute, 5: s.BackoffTokenBroken, 6: s.BackoffPermission}, after)
+	require.Equal(t, "dispatch/run", deferred.Owner)
+}
+
+func TestTenantBatchUnknownTenantLosesNothing(t *testing.T) {
+	env, a := newEnv(t)
+	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{TenantKnown: false}, nil)
+	env.OnActivity(a.DeferClaims, mock.Anything, mock.MatchedBy(func(in activities.DeferInput) bool { return len(in.Deferrals) == 2 })).Return(2, nil).Once()
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(7, 8))
+	require.NoError(t, env.GetWorkflowError())
+	var p workflows.Progress
+	require.NoError(t, env.GetWorkflowResult(&p))
+	require.Equal(t, 2, p.Deferred)
+	require.Contains(t, p.Alert, "unknown tenant")
+	env.AssertExpectations(t)
+}
+
+func TestTenantBatchAnswersProgressQuery(t *testing.T) {
+	env, a := newEnv(t)
+	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{TenantKnown: true, TokenID: "platform", Verifiable: []int64{1}}, nil)
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.Anything).Return(activities.VerifyResult{Absent: []int64{1}, Calls: 1}, nil).Once()
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil)
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.Anything).Return(activities.VerifyResult{Rejected: 1, Calls: 1}, nil).Once()
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryProgress)
+		require.NoError(t, err)
+		var p workflows.Progress
+		require.NoError(t, v.Get(&p))
+		require.Equal(t, "awaiting-recheck", p.Phase)
+		require.Equal(t, 1, p.AwaitingRecheck)
+	}, time.Minute)
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(1))
+	require.NoError(t, env.GetWorkflowError())
+}
