@@ -7,6 +7,9 @@
 #   SPEED        time acceleration (default 1: the schedule fires every minute)
 #   DEMO_CLAIMS  claims per demo tick (default 20), DEMO_EVERY seconds between ticks (default 10)
 #   DATA_DIR     where state and logs go (default .data, git-ignored)
+#   DEV_BUDGET   metasim's budget per token (default 20000/1h: until the
+#                per-token limiter paces calls, the demo gives tokens room
+#                instead of the plan's 200/1h)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +20,12 @@ DEMO_EVERY=${DEMO_EVERY:-10}
 TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${UI_PORT:-8233}
 METASIM_ADDR=${METASIM_ADDR:-127.0.0.1:8088}
+DEV_BUDGET=${DEV_BUDGET:-20000/1h}
 LOGS=$DATA_DIR/logs
+
+# Every run is a fresh demo: metasim keeps its world in memory, so claims
+# left in the store by an earlier run could not be checked against it.
+rm -rf "$DATA_DIR/verifier.db"* "$DATA_DIR/temporal.db"* "$DATA_DIR/tenants.json" "$LOGS"
 mkdir -p "$LOGS" "$DATA_DIR/secrets"
 
 export TEMPORAL_ADDRESS=127.0.0.1:$TEMPORAL_PORT
@@ -64,6 +72,7 @@ wait_for "Temporal" 60 bin/temporal operator cluster health --address "$TEMPORAL
 
 echo "starting metasim on $METASIM_ADDR (logs: $LOGS/metasim.log)"
 bin/metasim -addr "$METASIM_ADDR" -speed "$SPEED" \
+  -platform-budget "$DEV_BUDGET" -tenant-budget "$DEV_BUDGET" \
   -app-secret-file "$DATA_DIR/secrets/app_secret" \
   -write-config "$DATA_DIR/tenants.json" -secrets-dir "$PWD/$DATA_DIR/secrets" \
   >"$LOGS/metasim.log" 2>&1 &

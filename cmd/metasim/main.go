@@ -73,6 +73,20 @@ func envDuration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// parseBudget reads "200/1h" or "4800/24h".
+func parseBudget(s string) (metasim.Budget, error) {
+	calls, window, ok := strings.Cut(s, "/")
+	n, err := strconv.Atoi(calls)
+	if !ok || err != nil || n <= 0 {
+		return metasim.Budget{}, fmt.Errorf("%q is not calls/window, e.g. 200/1h", s)
+	}
+	d, err := time.ParseDuration(window)
+	if err != nil || d <= 0 {
+		return metasim.Budget{}, fmt.Errorf("%q: window %q is not a duration", s, window)
+	}
+	return metasim.Budget{Calls: n, Window: d}, nil
+}
+
 func main() {
 	log.SetFlags(0)
 	var (
@@ -87,11 +101,22 @@ func main() {
 		secretsDir = flag.String("secrets-dir", env("SECRETS_DIR", ""), "directory for token secrets (default: <config dir>/secrets)")
 		latency    = flag.Duration("latency", envDuration("LATENCY", 0), "injected latency per Graph call")
 		errorRate  = flag.Float64("error-rate", envFloat("ERROR_RATE", 0), "share of Graph calls answered 5xx")
+		platformB  = flag.String("platform-budget", env("PLATFORM_BUDGET", "200/1h"), "platform token budget: calls/window (window 1h or 24h, simulated time)")
+		tenantB    = flag.String("tenant-budget", env("TENANT_BUDGET", "200/1h"), "premium tenants' token budget: calls/window")
 	)
 	flag.Parse()
+	platformBudget, err := parseBudget(*platformB)
+	if err != nil {
+		log.Fatalf("metasim: -platform-budget: %v", err)
+	}
+	tenantBudget, err := parseBudget(*tenantB)
+	if err != nil {
+		log.Fatalf("metasim: -tenant-budget: %v", err)
+	}
 
 	secretNote := ""
-	cfg := metasim.Config{Seed: *seed, Brands: *brands, Premium: *premium, Users: *users, Speed: *speed}
+	cfg := metasim.Config{Seed: *seed, Brands: *brands, Premium: *premium, Users: *users, Speed: *speed,
+		PlatformBudget: platformBudget, TenantBudget: tenantBudget}
 	if *secretFile != "" {
 		secret, created, err := loadSecret(*secretFile, *seed)
 		if err != nil {

@@ -1,0 +1,283 @@
+package activities_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/metasim"
+	"github.com/socialproof/verifier/internal/secret"
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/testenv"
+)
+
+const owner = "test-dispatch"
+
+// harness is metasim over HTTP, an SQLite store loaded with metasim's world,
+// and the activities wired to both.
+type harness struct {
+	sim     *metasim.Sim
+	st      store.Store
+	acts    *activities.Activities
+	env     *testsuite.TestActivityEnvironment
+	secrets string
+	truth   map[string]bool
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	const appSecret = "activities-test-secret"
+	sim := metasim.New(metasim.Config{Seed: 3, Brands: 2, Premium: 1, AppSecret: appSecret})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	st, _ := testenv.OpenStore(t, testenv.Backend{Name: "sqlite"})
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	if err := sim.WriteEngineConfig(filepath.Join(dir, "tenants.json"), secrets); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.LoadTenants(filepath.Join(dir, "tenants.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, tok := range f.Tokens {
+		if err := st.UpsertToken(ctx, tok.Token()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tn := range f.Tenants {
+		if err := st.UpsertTenant(ctx, tn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acts := &activities.Activities{
+		Store: st,
+		Graph: graph.New(graph.Config{
+			BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret), Timeout: 5 * time.Second,
+		}),
+		PlatformTokenID: "platform",
+	}
+	var suite testsuite.WorkflowTestSuite
+	env := suite.NewTestActivityEnvironment()
+	env.RegisterActivity(acts)
+	return &harness{sim: sim, st: st, acts: acts, env: env, secrets: secrets, truth: sim.Truth()}
+}
+
+// submit generates n verifiable claims of a tenant, stores and leases them.
+func (h *harness) submit(t *testing.T, tenant string, n int, fraud float64, kinds map[string]float64) []store.Claim {
+	t.Helper()
+	gen := h.sim.GenerateClaims(n, metasim.ClaimOptions{FraudRate: fraud, Tenants: []string{tenant}, Kinds: kinds})
+	var claims []claim.Claim
+	for _, g := range gen {
+		c, err := claim.Parse(g.Line)
+		if err != nil {
+			t.Fatalf("metasim generated a claim we refuse: %v: %s", err, g.Line)
+		}
+		claims = append(claims, c)
+	}
+	h.truth = h.sim.Truth()
+	ctx := context.Background()
+	if _, err := h.st.Submit(ctx, claims, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	leased, err := h.st.Claim(ctx, owner, 10_000, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leased
+}
+
+func (h *harness) verify(t *testing.T, tenant, token string, claims []store.Claim, final bool) activities.VerifyResult {
+	t.Helper()
+	ids := make([]int64, len(claims))
+	for i, c := range claims {
+		ids[i] = c.ID
+	}
+	v, err := h.env.ExecuteActivity(h.acts.VerifyClaims, activities.VerifyInput{
+		TenantID: tenant, TokenID: token, ClaimIDs: ids, LeaseOwner: owner, LeaseTTL: time.Hour, Final: final,
+	})
+	if err != nil {
+		t.Fatalf("VerifyClaims: %v", err)
+	}
+	var res activities.VerifyResult
+	if err := v.Get(&res); err != nil {
+		t.Fatal(err)
+	}
+	// Secrets never travel in activity results.
+	b, _ := json.Marshal(res)
+	for _, tok := range h.sim.World().Tokens {
+		if strings.Contains(string(b), tok.Value) {
+			t.Fatalf("token %s value in activity result", tok.ID)
+		}
+	}
+	return res
+}
+
+var comments = map[string]float64{"ig_comment": 1, "fb_comment": 1, "fb_reaction": 1, "ig_tag": 1, "ig_mention": 1}
+
+func TestVerifyClaimsAgreesWithGroundTruth(t *testing.T) {
+	h := newHarness(t)
+	claims := h.submit(t, "brand-01", 120, 0.3, comments)
+	first := h.verify(t, "brand-01", "platform", claims, false)
+	if first.Rejected != 0 {
+		t.Fatalf("the first check rejected %d claims; only the re-check may", first.Rejected)
+	}
+	if len(first.Deferred) != 0 {
+		t.Fatalf("deferred on a healthy token: %+v", first.Deferred[0])
+	}
+	absent := map[int64]bool{}
+	for _, id := range first.Absent {
+		absent[id] = true
+	}
+	var recheck []store.Claim
+	for _, c := range claims {
+		genuine := h.truth[c.Tenant+"/"+c.Key]
+		if genuine == absent[c.ID] {
+			t.Errorf("claim %s (%s, genuine=%v): absent=%v", c.Key, c.Kind, genuine, absent[c.ID])
+		}
+		if absent[c.ID] {
+			recheck = append(recheck, c)
+		}
+	}
+	if first.Verified+len(first.Absent) != len(claims) || first.Calls < len(claims) {
+		t.Fatalf("verified %d + absent %d != %d claims, or too few calls (%d)", first.Verified, len(first.Absent), len(claims), first.Calls)
+	}
+
+	final := h.verify(t, "brand-01", "platform", recheck, true)
+	if final.Rejected != len(recheck) || len(final.Absent) != 0 {
+		t.Fatalf("re-check: rejected %d of %d, absent %d", final.Rejected, len(recheck), len(final.Absent))
+	}
+	decided, err := h.st.Claims(context.Background(), []int64{recheck[0].ID})
+	if err != nil || decided[0].Verdict != store.VerdictRejected || !strings.Contains(decided[0].Evidence, `"reason"`) {
+		t.Fatalf("rejected claim stored as %+v (%v)", decided, err)
+	}
+
+	// Verifying again changes nothing: verdicts are recorded once.
+	again := h.verify(t, "brand-01", "platform", claims, true)
+	if again.Verified+again.Rejected != 0 || again.Calls != 0 {
+		t.Fatalf("decided claims were checked again: %+v", again)
+	}
+}
+
+// Failures of Meta's, of the token or of our configuration never reject a
+// claim: they come back deferred, with the class that says what to do.
+func TestVerifyClaimsNeverRejectsOnFailure(t *testing.T) {
+	tests := []struct {
+		name      string
+		tenant    string
+		token     string
+		breakIt   func(t *testing.T, h *harness)
+		wantClass graph.Class
+		maxCalls  int // a throttle or a dead token stops calling at once
+		regain    bool
+	}{
+		{"token invalid (190)", "brand-01", "platform", func(t *testing.T, h *harness) {
+			must(t, h.sim.SetTokenState("platform", metasim.TokenInvalid))
+		}, graph.TokenBroken, 1, false},
+		{"token expired (190/463)", "brand-02", "tok-brand-02", func(t *testing.T, h *harness) {
+			must(t, h.sim.SetTokenState("tok-brand-02", metasim.TokenExpired))
+		}, graph.TokenBroken, 1, false},
+		{"app throttled (4)", "brand-01", "platform", func(t *testing.T, h *harness) {
+			must(t, h.sim.Throttle("platform", 10*time.Minute))
+		}, graph.Throttled, 1, false},
+		{"BUC throttled with regain time (80002)", "brand-02", "tok-brand-02", func(t *testing.T, h *harness) {
+			must(t, h.sim.Throttle("tok-brand-02", 10*time.Minute))
+		}, graph.Throttled, 1, true},
+		{"no access to the tenant's account (10/200)", "brand-01", "platform", func(t *testing.T, h *harness) {
+			must(t, h.sim.SetPlatformAccess("brand-01", false))
+		}, graph.Permission, 1000, false},
+		{"Meta answers 5xx", "brand-01", "platform", func(t *testing.T, h *harness) {
+			h.sim.SetFaults(metasim.Faults{ErrorRate: 1})
+		}, graph.Transient, 1000, false},
+		{"token secret missing", "brand-01", "platform", func(t *testing.T, h *harness) {
+			must(t, os.Remove(filepath.Join(h.secrets, "platform")))
+		}, graph.TokenBroken, 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			claims := h.submit(t, tt.tenant, 30, 0, comments)
+			tt.breakIt(t, h)
+			res := h.verify(t, tt.tenant, tt.token, claims, true)
+			if res.Verified != 0 || res.Rejected != 0 {
+				t.Fatalf("decided %d verified, %d rejected on a failure", res.Verified, res.Rejected)
+			}
+			if len(res.Deferred) != len(claims) {
+				t.Fatalf("deferred %d of %d claims", len(res.Deferred), len(claims))
+			}
+			for _, d := range res.Deferred {
+				if d.Class != tt.wantClass {
+					t.Fatalf("class %s, want %s (%s)", d.Class, tt.wantClass, d.Reason)
+				}
+				if tt.regain && d.RetryAfter <= 0 {
+					t.Fatalf("throttle without Meta's regain time: %+v", d)
+				}
+			}
+			if res.Calls > tt.maxCalls {
+				t.Fatalf("%d calls after the token stopped working; want at most %d", res.Calls, tt.maxCalls)
+			}
+			for _, c := range claims {
+				got, _ := h.st.Claims(context.Background(), []int64{c.ID})
+				if got[0].Status == store.StatusDecided {
+					t.Fatalf("claim %s decided on a failure: %s", c.Key, got[0].Verdict)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanBatchUsesThePremiumTenantsOwnToken(t *testing.T) {
+	h := newHarness(t)
+	for _, tc := range []struct{ tenant, token string }{{"brand-01", "platform"}, {"brand-02", "tok-brand-02"}} {
+		claims := h.submit(t, tc.tenant, 20, 0, map[string]float64{"ig_comment": 1, "ig_follow": 1})
+		ids := make([]int64, len(claims))
+		for i, c := range claims {
+			ids[i] = c.ID
+		}
+		v, err := h.env.ExecuteActivity(h.acts.PlanBatch, activities.PlanInput{TenantID: tc.tenant, ClaimIDs: ids})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p activities.Plan
+		must(t, v.Get(&p))
+		if !p.TenantKnown || p.TokenID != tc.token {
+			t.Fatalf("%s: plan %+v, want token %s", tc.tenant, p, tc.token)
+		}
+		if len(p.Verifiable)+len(p.Unverifiable) != len(claims) || len(p.Unverifiable) == 0 || len(p.Verifiable) == 0 {
+			t.Fatalf("%s: %d verifiable + %d unverifiable of %d", tc.tenant, len(p.Verifiable), len(p.Unverifiable), len(claims))
+		}
+		for _, u := range p.Unverifiable {
+			if u.Kind != claim.IGFollow {
+				t.Fatalf("unverifiable %s", u.Kind)
+			}
+		}
+	}
+	v, err := h.env.ExecuteActivity(h.acts.PlanBatch, activities.PlanInput{TenantID: "nobody", ClaimIDs: []int64{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p activities.Plan
+	must(t, v.Get(&p))
+	if p.TenantKnown {
+		t.Fatal("unknown tenant planned as known")
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

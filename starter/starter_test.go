@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/testenv"
+)
+
+func seededStore(t *testing.T) (store.Store, string) {
+	t.Helper()
+	st, dsn := testenv.OpenStore(t, testenv.Backend{Name: "sqlite"})
+	if err := st.UpsertTenant(context.Background(), store.Tenant{ID: "acme", Tier: store.TierStandard}); err != nil {
+		t.Fatal(err)
+	}
+	return st, dsn
+}
+
+func TestSubmitStoresValidLinesAndRefusesTheRest(t *testing.T) {
+	st, _ := seededStore(t)
+	input := strings.Join([]string{
+		`{"tenant":"acme","key":"k1","user":"u1","handle":"maya","kind":"ig_comment","target":"1790"}`,
+		`{"tenant":"acme","key":"k2","user":"u2","kind":"ig_follow","target":"1784"}`,
+		`{"tenant":"ghost","key":"k3","user":"u3","kind":"ig_follow","target":"1784"}`,
+		`{"tenant":"acme","key":"k4","user":"u4","kind":"ig_comment","target":"1790"}`,
+		`{"tenant":"acme","key":"k1","user":"u1","handle":"maya","kind":"ig_comment","target":"1790"}`,
+	}, "\n")
+	sum, err := submitClaims(context.Background(), st, strings.NewReader(input), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Accepted != 2 || sum.Duplicates != 1 || len(sum.Refused) != 2 {
+		t.Fatalf("summary = %+v", sum)
+	}
+	if sum.Refused[0].Line != 3 || !strings.Contains(sum.Refused[0].Reason, `unknown tenant "ghost"`) ||
+		sum.Refused[1].Line != 4 || !strings.Contains(sum.Refused[1].Reason, `"handle" is required`) {
+		t.Fatalf("refused = %+v", sum.Refused)
+	}
+}
+
+func TestSubmitCommandExitsNonZeroWhenStrict(t *testing.T) {
+	_, dsn := seededStore(t)
+	var out, errOut bytes.Buffer
+	err := submit(context.Background(), []string{"-store", dsn, "-strict"}, strings.NewReader("not json\n"), &out, &errOut)
+	if err != exitError(3) {
+		t.Fatalf("err = %v, want exit 3", err)
+	}
+	if !strings.Contains(errOut.String(), "refused line 1: not a claim object") {
+		t.Fatalf("stderr = %q", errOut.String())
+	}
+	var sum SubmitSummary
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || len(sum.Refused) != 1 {
+		t.Fatalf("stdout = %q (%v)", out.String(), err)
+	}
+}
+
+func TestExportAndStatus(t *testing.T) {
+	st, dsn := seededStore(t)
+	ctx := context.Background()
+	_, err := submitClaims(ctx, st, strings.NewReader(strings.Join([]string{
+		`{"tenant":"acme","key":"k1","user":"u1","handle":"maya","kind":"ig_comment","target":"1790"}`,
+		`{"tenant":"acme","key":"k2","user":"u2","kind":"ig_follow","target":"1784"}`,
+		`{"tenant":"acme","key":"k3","user":"u3","kind":"ig_like","target":"1790"}`,
+	}, "\n")), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	leased, err := st.Claim(ctx, "test", 2, time.Minute, time.Now())
+	if err != nil || len(leased) != 2 {
+		t.Fatalf("claim: %v %d", err, len(leased))
+	}
+	if _, err := st.Decide(ctx, []store.Decision{
+		{ClaimID: leased[0].ID, Verdict: store.VerdictVerified, Method: "graph", Evidence: `{"endpoint":"GET /{ig-media-id}/comments"}`},
+		{ClaimID: leased[1].ID, Verdict: store.VerdictUnverifiable, Method: "rule", Evidence: "not json"},
+	}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	if err := export(ctx, []string{"-store", dsn, "-limit", "5"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var lines []map[string]any
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("export line %q: %v", sc.Text(), err)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("exported %d lines, want the 2 decided claims", len(lines))
+	}
+	for _, field := range []string{"tenant", "key", "kind", "target", "status", "verdict", "method", "evidence", "decided_at"} {
+		if _, ok := lines[0][field]; !ok {
+			t.Errorf("export lacks %q: %v", field, lines[0])
+		}
+	}
+	if ev, ok := lines[0]["evidence"].(map[string]any); !ok || ev["endpoint"] == nil {
+		t.Errorf("JSON evidence not kept as an object: %v", lines[0]["evidence"])
+	}
+	if lines[1]["evidence"] != "not json" {
+		t.Errorf("text evidence = %v", lines[1]["evidence"])
+	}
+
+	out.Reset()
+	if err := status(ctx, []string{"-store", dsn, "-temporal=false", "-json"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var s Status
+	if err := json.Unmarshal(out.Bytes(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Total.Pending != 1 || s.Total.Decided[store.VerdictVerified] != 1 || s.Total.Decided[store.VerdictUnverifiable] != 1 || len(s.Tenants) != 1 {
+		t.Fatalf("status = %+v", s)
+	}
+	out.Reset()
+	if err := status(ctx, []string{"-store", dsn, "-temporal=false"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "verified") || !strings.Contains(out.String(), "acme") {
+		t.Fatalf("status table:\n%s", out.String())
+	}
+}
