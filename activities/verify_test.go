@@ -14,7 +14,6 @@ import (
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
-	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/secret"
@@ -41,27 +40,8 @@ func newHarness(t *testing.T) *harness {
 	sim := metasim.New(metasim.Config{Seed: 3, Brands: 2, Premium: 1, AppSecret: appSecret})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
-	st, _ := testenv.OpenStore(t, testenv.Backend{Name: "sqlite"})
-	dir := t.TempDir()
-	secrets := filepath.Join(dir, "secrets")
-	if err := sim.WriteEngineConfig(filepath.Join(dir, "tenants.json"), secrets); err != nil {
-		t.Fatal(err)
-	}
-	f, err := config.LoadTenants(filepath.Join(dir, "tenants.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	for _, tok := range f.Tokens {
-		if err := st.UpsertToken(ctx, tok.Token()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tn := range f.Tenants {
-		if err := st.UpsertTenant(ctx, tn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, _ := testenv.OpenStore(t, testenv.SQLite)
+	_, secrets := testenv.SeedWorld(t, sim, st)
 	acts := &activities.Activities{
 		Store: st,
 		Graph: graph.New(graph.Config{

@@ -21,7 +21,6 @@ import (
 	"syscall"
 
 	"go.temporal.io/sdk/client"
-	"go.uber.org/zap"
 
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/logging"
@@ -116,12 +115,4 @@ func (c *command) temporal() (client.Client, error) {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", c.cfg.TemporalAddress, err)
 	}
 	return tc, nil
-}
-
-func logger() *zap.Logger {
-	z, err := logging.New("info")
-	if err != nil {
-		return zap.NewNop()
-	}
-	return z
 }

@@ -27,15 +27,8 @@ func setup(ctx context.Context, args []string) error {
 		if f.PlatformToken != "" && f.PlatformToken != c.cfg.PlatformTokenID {
 			return fmt.Errorf("tenants file names platform token %q but the engine uses %q (set PLATFORM_TOKEN_ID)", f.PlatformToken, c.cfg.PlatformTokenID)
 		}
-		for _, t := range f.Tokens {
-			if err := st.UpsertToken(ctx, t.Token()); err != nil {
-				return fmt.Errorf("token %s: %w", t.ID, err)
-			}
-		}
-		for _, t := range f.Tenants {
-			if err := st.UpsertTenant(ctx, t); err != nil {
-				return fmt.Errorf("tenant %s: %w", t.ID, err)
-			}
+		if err := f.Apply(ctx, st); err != nil {
+			return err
 		}
 		fmt.Printf("store: %d tokens, %d tenants loaded from %s\n", len(f.Tokens), len(f.Tenants), *tenantsFile)
 	}

@@ -15,7 +15,7 @@ import (
 
 func seededStore(t *testing.T) (store.Store, string) {
 	t.Helper()
-	st, dsn := testenv.OpenStore(t, testenv.Backend{Name: "sqlite"})
+	st, dsn := testenv.OpenStore(t, testenv.SQLite)
 	if err := st.UpsertTenant(context.Background(), store.Tenant{ID: "acme", Tier: store.TierStandard}); err != nil {
 		t.Fatal(err)
 	}

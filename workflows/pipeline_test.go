@@ -35,13 +35,8 @@ import (
 // exactly one verdict that agrees with metasim's ground truth, malformed lines
 // are refused with reasons, and nothing is left pending or leased.
 func TestPipeline(t *testing.T) {
-	for _, b := range []testenv.Backend{{Name: "sqlite"}, {Name: "postgres", DSN: os.Getenv("TEST_DATABASE_URL")}} {
-		t.Run(b.Name, func(t *testing.T) {
-			if b.Name == "postgres" && b.DSN == "" {
-				t.Skip(testenv.SkipPostgresMessage)
-			}
-			runPipeline(t, b)
-		})
+	for _, backend := range testenv.Backends {
+		t.Run(backend, func(t *testing.T) { runPipeline(t, backend) })
 	}
 }
 
@@ -51,7 +46,7 @@ const (
 	pipelineSpeed     = 60 // an hour a minute: schedule every second, re-check after 2s
 )
 
-func runPipeline(t *testing.T, b testenv.Backend) {
+func runPipeline(t *testing.T, backend string) {
 	ctx := context.Background()
 	const appSecret = "pipeline-test-app-secret"
 	sim := metasim.New(metasim.Config{
@@ -64,25 +59,8 @@ func runPipeline(t *testing.T, b testenv.Backend) {
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 
-	st, _ := testenv.OpenStore(t, b)
-	dir := t.TempDir()
-	if err := sim.WriteEngineConfig(filepath.Join(dir, "tenants.json"), filepath.Join(dir, "secrets")); err != nil {
-		t.Fatal(err)
-	}
-	tenants, err := config.LoadTenants(filepath.Join(dir, "tenants.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tok := range tenants.Tokens {
-		if err := st.UpsertToken(ctx, tok.Token()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tn := range tenants.Tenants {
-		if err := st.UpsertTenant(ctx, tn); err != nil {
-			t.Fatal(err)
-		}
-	}
+	st, _ := testenv.OpenStore(t, backend)
+	tenants, _ := testenv.SeedWorld(t, sim, st)
 
 	// Claims as JSON Lines, malformed lines mixed in at known places.
 	generated := sim.GenerateClaims(pipelineClaims, metasim.ClaimOptions{FraudRate: 0.1})
@@ -174,7 +152,7 @@ func runPipeline(t *testing.T, b testenv.Backend) {
 	if err := h.Delete(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" && b.Name == "sqlite" {
+	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" && backend == testenv.SQLite {
 		recordHistories(t, c, dir)
 	}
 }

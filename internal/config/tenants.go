@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,4 +103,20 @@ func (f Tenants) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// Apply writes the file's tokens and tenants into the store, replacing
+// entries with the same ids.
+func (f Tenants) Apply(ctx context.Context, st store.Store) error {
+	for _, t := range f.Tokens {
+		if err := st.UpsertToken(ctx, t.Token()); err != nil {
+			return fmt.Errorf("token %s: %w", t.ID, err)
+		}
+	}
+	for _, t := range f.Tenants {
+		if err := st.UpsertTenant(ctx, t); err != nil {
+			return fmt.Errorf("tenant %s: %w", t.ID, err)
+		}
+	}
+	return nil
 }

@@ -200,15 +200,6 @@ func (m omap) MarshalJSON() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-func (m omap) has(k string) bool {
-	for _, e := range m {
-		if e.k == k {
-			return true
-		}
-	}
-	return false
-}
-
 // getter answers one field of an object: ok=false means the field does not
 // exist on this node type.
 type getter func(f *fsel) (v any, ok bool, err error)

@@ -87,7 +87,6 @@ type reaction struct {
 // Graph nodes that are not one of the pointer types above.
 type igAccountNode struct{ b *brand }
 type pageNode struct{ b *brand }
-type igPersonNode struct{ p *person }
 type sysUserNode struct{ id, name string }
 
 // keyed items sort newest first, ties by id descending.

@@ -2,13 +2,9 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -20,13 +16,12 @@ import (
 
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/testenv"
 )
 
 // backend creates fresh, isolated databases of one kind.
 type backend struct {
-	name string
-	// newDSN returns the DSN of an empty database that lives as long as t.
-	newDSN func(t *testing.T) string
+	name string // testenv.SQLite or testenv.Postgres
 	// rawDriver and rawDSN open the same database with database/sql, to
 	// plant rows the Store API would refuse.
 	rawDriver string
@@ -35,66 +30,22 @@ type backend struct {
 
 var backends = []backend{
 	{
-		name: "sqlite",
-		newDSN: func(t *testing.T) string {
-			// A nested directory checks that Open creates it.
-			return "sqlite:" + filepath.Join(t.TempDir(), "data", "store.db")
-		},
+		name:      testenv.SQLite,
 		rawDriver: "sqlite",
 		rawDSN:    func(dsn string) string { return strings.TrimPrefix(dsn, "sqlite:") },
 	},
 	{
-		name:      "postgres",
-		newDSN:    newPostgresSchema,
+		name:      testenv.Postgres,
 		rawDriver: "pgx",
 		rawDSN:    func(dsn string) string { return dsn },
 	},
-}
-
-// newPostgresSchema creates a schema of its own for the test, since tests of
-// other packages may use the same database at the same time, and returns a
-// DSN whose search_path points at it.
-func newPostgresSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("TEST_DATABASE_URL")
-	if base == "" {
-		t.Skip("TEST_DATABASE_URL not set: skipping PostgreSQL store tests")
-	}
-	admin, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
-	}
-	t.Cleanup(func() { admin.Close() })
-	suffix := make([]byte, 8)
-	if _, err := rand.Read(suffix); err != nil {
-		t.Fatal(err)
-	}
-	schema := "s_" + hex.EncodeToString(suffix)
-	if _, err := admin.Exec(`CREATE SCHEMA ` + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
-	}
-	// Registered after the admin connection's Close, so it runs before it,
-	// and after every store opened later in the test has been closed.
-	t.Cleanup(func() {
-		if _, err := admin.Exec(`DROP SCHEMA ` + schema + ` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("parse TEST_DATABASE_URL: %v", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 // forEachBackend runs test once per backend, each with a fresh database.
 func forEachBackend(t *testing.T, test func(t *testing.T, b backend, dsn string)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			test(t, b, b.newDSN(t))
+			test(t, b, testenv.FreshDSN(t, b.name))
 		})
 	}
 }

@@ -19,7 +19,9 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.uber.org/zap"
 
+	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/logging"
+	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/store"
 )
 
@@ -87,45 +89,61 @@ func DevServer(t testing.TB) client.Client {
 	return srv.Client()
 }
 
-// Backend is a store under test.
-type Backend struct {
-	Name string // "sqlite" or "postgres"
-	DSN  string
-}
+// Store backends.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
 
-// Backends returns SQLite (always) and PostgreSQL when TEST_DATABASE_URL is set.
-func Backends() []Backend {
-	b := []Backend{{Name: "sqlite"}}
-	if os.Getenv("TEST_DATABASE_URL") != "" {
-		b = append(b, Backend{Name: "postgres", DSN: os.Getenv("TEST_DATABASE_URL")})
-	}
-	return b
-}
+// Backends lists the store backends every store-backed test runs against.
+var Backends = []string{SQLite, Postgres}
 
 // SkipPostgresMessage is the reason Postgres tests skip when the variable is unset.
 const SkipPostgresMessage = "TEST_DATABASE_URL not set: skipping PostgreSQL tests (CI sets it; see .ci/run)"
 
-// OpenStore opens a fresh, empty store for b: a new SQLite file, or a new
-// PostgreSQL schema dropped when the test ends.
-func OpenStore(t testing.TB, b Backend) (store.Store, string) {
+// FreshDSN returns the DSN of an empty database that lives as long as t: a
+// new SQLite file in a nested temporary folder (Open must create it), or a
+// new PostgreSQL schema in TEST_DATABASE_URL, dropped when the test ends.
+// Without TEST_DATABASE_URL, a Postgres test skips with SkipPostgresMessage.
+func FreshDSN(t testing.TB, backend string) string {
 	t.Helper()
-	ctx := context.Background()
-	dsn := "sqlite:" + filepath.Join(t.TempDir(), "verifier.db")
-	if b.Name == "postgres" {
-		dsn = freshSchema(t, b.DSN)
+	switch backend {
+	case SQLite:
+		return "sqlite:" + filepath.Join(t.TempDir(), "data", "verifier.db")
+	case Postgres:
+		base := os.Getenv("TEST_DATABASE_URL")
+		if base == "" {
+			t.Skip(SkipPostgresMessage)
+		}
+		return freshSchema(t, base)
 	}
-	st, err := store.Open(ctx, dsn)
+	t.Fatalf("testenv: unknown backend %q", backend)
+	return ""
+}
+
+// OpenStore opens a fresh, empty store; it is closed when the test ends.
+func OpenStore(t testing.TB, backend string) (store.Store, string) {
+	t.Helper()
+	dsn := FreshDSN(t, backend)
+	st, err := store.Open(context.Background(), dsn)
 	if err != nil {
-		t.Fatalf("open %s store: %v", b.Name, err)
+		t.Fatalf("open %s store: %v", backend, err)
 	}
-	t.Cleanup(func() { _ = st.Close() })
+	t.Cleanup(func() {
+		if err := st.Close(); err != nil {
+			t.Errorf("close %s store: %v", backend, err)
+		}
+	})
 	return st, dsn
 }
 
+// freshSchema creates a schema of the test's own, since tests of other
+// packages may use the same database at the same time, and returns a DSN
+// whose search_path points at it.
 func freshSchema(t testing.TB, base string) string {
 	t.Helper()
 	ctx := context.Background()
-	buf := make([]byte, 6)
+	buf := make([]byte, 8)
 	_, _ = rand.Read(buf)
 	schema := "t_" + hex.EncodeToString(buf)
 	conn, err := pgx.Connect(ctx, base)
@@ -136,13 +154,18 @@ func freshSchema(t testing.TB, base string) string {
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
 		t.Fatalf("create schema: %v", err)
 	}
+	// Registered before any store of the test is opened, so it runs after
+	// they are all closed.
 	t.Cleanup(func() {
 		c, err := pgx.Connect(context.Background(), base)
 		if err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
 			return
 		}
 		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
 	})
 	u, err := url.Parse(base)
 	if err != nil {
@@ -152,6 +175,26 @@ func freshSchema(t testing.TB, base string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// SeedWorld loads metasim's tenants and tokens into st the way `starter
+// setup -tenants` does, with the token secrets in files under a temporary
+// folder, and returns the tenants file and that folder.
+func SeedWorld(t testing.TB, sim *metasim.Sim, st store.Store) (config.Tenants, string) {
+	t.Helper()
+	dir := t.TempDir()
+	path, secrets := filepath.Join(dir, "tenants.json"), filepath.Join(dir, "secrets")
+	if err := sim.WriteEngineConfig(path, secrets); err != nil {
+		t.Fatal(err)
+	}
+	f, err := config.LoadTenants(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Apply(context.Background(), st); err != nil {
+		t.Fatal(err)
+	}
+	return f, secrets
 }
 
 // Eventually polls cond every interval until it returns true or timeout passes.
