@@ -537,8 +537,14 @@ func (s *Sim) MalformedLines(n int) []string {
 			return strings.Replace(line(k), `"maya.rivers42"`, "\"maya\xff\xfe\"", 1)
 		},
 	}
+	// Successive calls go on through the list, so a demo asking for one
+	// malformed line at a time shows every kind of mistake in turn.
+	s.mu.Lock()
+	first := s.malformedNext
+	s.malformedNext += n
+	s.mu.Unlock()
 	out := make([]string, 0, n)
-	for i := 0; i < n; i++ {
+	for i := first; i < first+n; i++ {
 		out = append(out, reasons[i%len(reasons)](fmt.Sprintf("bad-%06d", i+1)))
 	}
 	return out

@@ -173,10 +173,11 @@ type Sim struct {
 	wallStart time.Time
 	start     time.Time // sim time at creation (= wallStart)
 
-	mu     sync.Mutex
-	crng   *rand.Rand // claims and the actions they cause
-	frng   *rand.Rand // faults and trace ids
-	faults Faults
+	mu            sync.Mutex
+	malformedNext int        // MalformedLines' position in its list of mistakes
+	crng          *rand.Rand // claims and the actions they cause
+	frng          *rand.Rand // faults and trace ids
+	faults        Faults
 
 	appName string
 	sysUser *sysUserNode
