@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/store"
@@ -22,8 +23,17 @@ type Activities struct {
 	Store           store.Store
 	Graph           *graph.Client
 	PlatformTokenID string
+	// Temporal reaches the limiter workflows (Update-with-Start, report
+	// signals); TaskQueue is where a limiter is started.
+	Temporal  client.Client
+	TaskQueue string
+	// Speed is the time acceleration (config.Speed): Meta's regain times are
+	// simulated minutes, divided by it.
+	Speed float64
 	// Now is the clock for leases and backoffs; nil means time.Now.
 	Now func() time.Time
+
+	blocked blocks // tokens Meta throttled, as seen by this worker
 }
 
 func (a *Activities) now() time.Time {

@@ -17,6 +17,7 @@ import (
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/limiter"
 )
 
 // Verdict methods.
@@ -98,6 +99,10 @@ type VerifyInput struct {
 	// Final: this is the re-check after the grace delay, so a claim still
 	// without evidence is rejected. On the first check it is reported Absent.
 	Final bool
+	// Permits from the token's limiter, one per call, and how late after
+	// its time a permit may still be used. Nil: calls are not paced.
+	Permits []limiter.Permit
+	Guard   time.Duration
 }
 
 // VerifyResult reports a chunk. Verified and rejected claims are already
@@ -107,8 +112,11 @@ type VerifyResult struct {
 	Rejected int
 	Absent   []int64  // no evidence yet: re-check after the grace delay
 	Deferred []Failed // could not be checked now, for a reason that is not the claim's fault
-	Calls    int      // Graph API calls made
-	Usage    graph.Usage
+	// NeedPermits: the permits ran out before these claims were checked.
+	NeedPermits []int64
+	Calls       int // Graph API calls made
+	Wasted      int // permits skipped because the call would have been too late
+	Usage       graph.Usage
 }
 
 // Failed is a claim whose check failed, with the class of the failure.
@@ -165,10 +173,23 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 		return res, nil
 	}
 
+	pace := a.newPacer(ctx, in.TokenID, in.Permits, in.Guard)
+	defer func() {
+		// Unused permits go back; usage and throttles steer the limiter.
+		if err := a.report(context.WithoutCancel(ctx), in.TokenID, limiter.UsageReport{Reports: pace.reports, Release: pace.unused()}); err != nil {
+			log.Warn("limiter report not sent", "TokenID", in.TokenID, "error", err)
+		}
+	}()
+
 	var decisions []store.Decision
 	var stop *graph.Error // a throttle or broken token: no more calls on this token
+	outOfPermits := false
 	for i, c := range claims {
 		if c.Status == store.StatusDecided {
+			continue
+		}
+		if outOfPermits {
+			res.NeedPermits = append(res.NeedPermits, c.ID)
 			continue
 		}
 		if stop != nil {
@@ -176,10 +197,13 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			continue
 		}
 		activity.RecordHeartbeat(ctx, i)
-		ev, found, calls, err := a.check(session, tenant, c)
+		ev, found, calls, err := a.check(pace, session, tenant, c)
 		res.Calls += calls
 		var ge *graph.Error
 		switch {
+		case errors.Is(err, errOutOfPermits):
+			outOfPermits = true
+			res.NeedPermits = append(res.NeedPermits, c.ID)
 		case err == nil && found:
 			decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: store.VerdictVerified, Method: MethodGraph, Evidence: ev.json()})
 		case err == nil || graph.ClassOf(err) == graph.NotFound:
@@ -193,6 +217,9 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			}
 		case errors.As(err, &ge):
 			res.Usage = ge.Usage
+			if ge.Class == graph.Throttled && ge.Op != "limiter" {
+				ge.RetryAfter = a.wall(ge.RetryAfter) // Meta's minutes are simulated time
+			}
 			f := Failed{ClaimID: c.ID, Class: ge.Class, Reason: ge.Error(), RetryAfter: ge.RetryAfter}
 			res.Deferred = append(res.Deferred, f)
 			if ge.Class == graph.Throttled || ge.Class == graph.TokenBroken {
@@ -206,6 +233,7 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			return res, ctx.Err()
 		}
 	}
+	res.Wasted = pace.wasted
 	if len(decisions) > 0 {
 		if _, err := a.Store.Decide(ctx, decisions, a.now()); err != nil {
 			// Retrying re-reads Meta; the reads are cheap next to losing verdicts.
@@ -236,7 +264,7 @@ func (a *Activities) session(ctx context.Context, tokenID string) (*graph.Sessio
 
 // check reads the Graph API for one claim: found reports proof, ev describes
 // what was read either way.
-func (a *Activities) check(s *graph.Session, tenant store.Tenant, c store.Claim) (ev Evidence, found bool, calls int, err error) {
+func (a *Activities) check(pace *pacer, s *graph.Session, tenant store.Tenant, c store.Claim) (ev Evidence, found bool, calls int, err error) {
 	ev.Object = c.Target
 	switch c.Kind {
 	case claim.IGMention:
@@ -245,7 +273,11 @@ func (a *Activities) check(s *graph.Session, tenant store.Tenant, c store.Claim)
 		if brand == "" {
 			return ev, false, 0, &graph.Error{Class: graph.Permanent, Op: ev.Endpoint, Message: "tenant has no Instagram account"}
 		}
-		action, _, err := s.MentionedMedia(brand, c.Target)
+		if err := pace.before(); err != nil {
+			return ev, false, 0, err
+		}
+		action, usage, err := s.MentionedMedia(brand, c.Target)
+		pace.after(usage, err)
 		if err != nil {
 			return ev, false, 1, err
 		}
@@ -257,23 +289,27 @@ func (a *Activities) check(s *graph.Session, tenant store.Tenant, c store.Claim)
 		ev.Match = &action
 		return ev, true, 1, nil
 	case claim.IGComment:
-		return scan(s.Edge(c.Target, "comments", "id,text,timestamp,username,from{id,username}"), c, "GET /{ig-media-id}/comments")
+		return scan(pace, s.Edge(c.Target, "comments", "id,text,timestamp,username,from{id,username}"), c, "GET /{ig-media-id}/comments")
 	case claim.IGTag:
-		return scan(s.Edge(c.Target, "tags", "id,username,caption,timestamp,media_type"), c, "GET /{ig-user-id}/tags")
+		return scan(pace, s.Edge(c.Target, "tags", "id,username,caption,timestamp,media_type"), c, "GET /{ig-user-id}/tags")
 	case claim.FBComment:
-		return scan(s.Edge(c.Target, "comments", "id,message,created_time,from{id,name}"), c, "GET /{post-id}/comments")
+		return scan(pace, s.Edge(c.Target, "comments", "id,message,created_time,from{id,name}"), c, "GET /{post-id}/comments")
 	case claim.FBReaction:
-		return scan(s.Edge(c.Target, "reactions", "id,name,type"), c, "GET /{post-id}/reactions")
+		return scan(pace, s.Edge(c.Target, "reactions", "id,name,type"), c, "GET /{post-id}/reactions")
 	}
 	return ev, false, 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("kind %s has no Graph check", c.Kind), "Unverifiable", nil)
 }
 
 // scan pages through an edge until an action proves the claim, the pages get
 // older than the claim's since, or the edge ends.
-func scan(p *graph.Pager, c store.Claim, endpoint string) (ev Evidence, found bool, calls int, err error) {
+func scan(pace *pacer, p *graph.Pager, c store.Claim, endpoint string) (ev Evidence, found bool, calls int, err error) {
 	ev = Evidence{Endpoint: endpoint, Object: c.Target, Reason: string(evidence.OtherPerson)}
 	for !p.Done() && p.Calls < maxPagesPerClaim {
+		if err := pace.before(); err != nil {
+			return ev, false, p.Calls, err
+		}
 		actions, err := p.Next()
+		pace.after(p.Usage, err)
 		if err != nil {
 			return ev, false, p.Calls, err
 		}

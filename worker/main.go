@@ -76,6 +76,9 @@ func run() error {
 			BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, AppID: cfg.AppID, AppSecret: appSecret,
 		}),
 		PlatformTokenID: cfg.PlatformTokenID,
+		Temporal:        c,
+		TaskQueue:       workflows.TaskQueue,
+		Speed:           cfg.Speed,
 	})
 	z.Info("worker starting",
 		zap.String("taskQueue", workflows.TaskQueue),

@@ -106,6 +106,9 @@ func runPipeline(t *testing.T, backend string) {
 			BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret),
 		}),
 		PlatformTokenID: tenants.PlatformToken,
+		Temporal:        c,
+		TaskQueue:       workflows.TaskQueue,
+		Speed:           pipelineSpeed,
 	})
 	if err := w.Start(); err != nil {
 		t.Fatal(err)

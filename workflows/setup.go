@@ -22,6 +22,7 @@ import (
 func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(Dispatcher, workflow.RegisterOptions{Name: DispatcherWorkflow})
 	w.RegisterWorkflowWithOptions(TenantBatch, workflow.RegisterOptions{Name: TenantBatchWorkflow})
+	w.RegisterWorkflowWithOptions(Limiter, workflow.RegisterOptions{Name: LimiterWorkflow})
 	w.RegisterActivity(a)
 }
 

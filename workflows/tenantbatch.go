@@ -10,6 +10,7 @@ import (
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/limiter"
 )
 
 // BatchSettings tune a TenantBatch. Durations are wall-clock (already divided
@@ -104,7 +105,16 @@ type tenantBatch struct {
 	s         BatchSettings
 	progress  Progress
 	deferrals []activities.Deferral
+
+	// paced: every Graph call spends a permit from the token's limiter
+	// (version 1 of changeLimiterPermits; earlier runs called unpaced).
+	paced      bool
+	leaseUntil time.Time // how long the batch's claims are known to stay leased
+	checked    int       // claims checked so far, for the calls-per-claim estimate
 }
+
+// changeLimiterPermits versions the switch to limiter permits.
+const changeLimiterPermits = "limiter-permits"
 
 // TenantBatch verifies one tenant's claims: unverifiable kinds get their
 // verdict by rule; each verifiable claim is checked with Graph API reads; a
@@ -124,6 +134,8 @@ func TenantBatch(ctx workflow.Context, in TenantBatchInput) (Progress, error) {
 func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	var a *activities.Activities
 	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+	b.paced = workflow.GetVersion(ctx, changeLimiterPermits, workflow.DefaultVersion, 1) == 1
+	b.leaseUntil = workflow.Now(ctx).Add(b.in.LeaseTTL)
 
 	var plan activities.Plan
 	if err := workflow.ExecuteActivity(sctx, a.PlanBatch, activities.PlanInput{TenantID: b.in.TenantID, ClaimIDs: b.in.ClaimIDs}).Get(ctx, &plan); err != nil {
@@ -174,6 +186,7 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 		b.progress.AwaitingRecheck = 0
 		for _, r := range b.runChunks(ctx, plan.TokenID, absent, true) {
 			b.deferFailed(r.Deferred)
+			b.deferAll(r.NeedPermits, graph.Transient, "re-check ran out of permits")
 		}
 	}
 	return b.finish(ctx)
@@ -186,6 +199,7 @@ func (b *tenantBatch) verifyWithRetries(ctx workflow.Context, tokenID string, id
 		var retry []int64
 		for _, r := range b.runChunks(ctx, tokenID, ids, false) {
 			absent = append(absent, r.Absent...)
+			retry = append(retry, r.NeedPermits...)
 			for _, f := range r.Deferred {
 				if f.Class == graph.Transient && pass < b.s.Passes {
 					retry = append(retry, f.ClaimID)
@@ -195,6 +209,10 @@ func (b *tenantBatch) verifyWithRetries(ctx workflow.Context, tokenID string, id
 			}
 		}
 		ids = retry
+		if len(ids) > 0 && pass >= b.s.Passes {
+			b.deferAll(ids, graph.Transient, "not checked within the passes")
+			return absent
+		}
 		if len(ids) > 0 {
 			if err := workflow.Sleep(ctx, b.s.RetryDelay*time.Duration(pass)); err != nil {
 				b.deferAll(ids, graph.Transient, "canceled")
@@ -228,15 +246,29 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 			b.progress.Verified += r.Verified
 			b.progress.Rejected += r.Rejected
 			b.progress.Calls += r.Calls
+			b.checked += len(chunk) - len(r.NeedPermits)
 			results = append(results, r)
 		}
 	}
 	for start := 0; start < len(ids); start += b.s.ChunkSize {
 		chunk := ids[start:min(start+b.s.ChunkSize, len(ids))]
-		f := workflow.ExecuteActivity(actx, a.VerifyClaims, activities.VerifyInput{
+		in := activities.VerifyInput{
 			TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: chunk,
 			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: final,
-		})
+		}
+		cctx := actx
+		if b.paced {
+			var ok bool
+			if in, cctx, ok = b.awaitPermits(ctx, in, ids[start:]); !ok {
+				var r activities.VerifyResult
+				for _, id := range chunk {
+					r.Deferred = append(r.Deferred, activities.Failed{ClaimID: id, Class: graph.Throttled, Reason: "limiter granted no permits (paused)"})
+				}
+				results = append(results, r)
+				continue
+			}
+		}
+		f := workflow.ExecuteActivity(cctx, a.VerifyClaims, in)
 		selector.AddFuture(f, collect(chunk))
 		inFlight++
 		if inFlight >= b.s.Parallel {
@@ -247,6 +279,43 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 		selector.Select(ctx)
 	}
 	return results
+}
+
+// awaitPermits reserves permits for a chunk from the token's limiter, keeps
+// the batch's remaining claims leased over the wait, and sleeps until the
+// first permit. ok is false when the limiter granted none (paused).
+func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInput, remaining []int64) (activities.VerifyInput, workflow.Context, bool) {
+	var a *activities.Activities
+	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+	// One permit per call: a claim takes a call per page it reads; the
+	// estimate follows what this batch has seen so far.
+	perClaim := 1
+	if b.checked > 0 {
+		perClaim = max(1, (b.progress.Calls+b.checked-1)/b.checked)
+	}
+	n := min(len(in.ClaimIDs)*perClaim, limiter.MaxPermitsPerReservation)
+	var resp limiter.ReserveResponse
+	if err := workflow.ExecuteActivity(sctx, a.ReservePermits, activities.ReserveInput{TokenID: in.TokenID, N: n, Class: limiter.Verify}).Get(ctx, &resp); err != nil || len(resp.Permits) == 0 {
+		return in, ctx, false
+	}
+	in.Permits, in.Guard = resp.Permits, resp.Guard
+	first, last := resp.Permits[0].At, resp.Permits[len(resp.Permits)-1].At
+	now := workflow.Now(ctx)
+	// Claims wait for their turn leased, or another dispatch would take them.
+	if last.Add(b.in.LeaseTTL / 2).After(b.leaseUntil) {
+		need := last.Add(b.in.LeaseTTL)
+		if err := workflow.ExecuteActivity(sctx, a.ExtendLease, activities.ExtendLeaseInput{
+			Owner: b.in.LeaseOwner, ClaimIDs: remaining, TTL: need.Sub(now),
+		}).Get(ctx, nil); err == nil {
+			b.leaseUntil = need
+		}
+	}
+	if wait := first.Sub(now); wait > 0 {
+		_ = workflow.Sleep(ctx, wait)
+	}
+	opts := graphActivityOptions
+	opts.StartToCloseTimeout = max(opts.StartToCloseTimeout, last.Sub(workflow.Now(ctx))+2*time.Minute)
+	return in, workflow.WithActivityOptions(ctx, opts), true
 }
 
 func (b *tenantBatch) deferFailed(failed []activities.Failed) {

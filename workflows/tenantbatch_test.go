@@ -14,6 +14,7 @@ import (
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/limiter"
 	"github.com/socialproof/verifier/workflows"
 )
 
@@ -24,7 +25,21 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.Activ
 	env.RegisterActivity(a)
 	env.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
 	env.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
+	// The limiter grants every reservation at once unless a test says otherwise.
+	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
+			return grant(env.Now(), in.N, 0), nil
+		}).Maybe()
 	return env, a
+}
+
+// grant returns n permits, spaced by every.
+func grant(at time.Time, n int, every time.Duration) limiter.ReserveResponse {
+	r := limiter.ReserveResponse{Guard: time.Second}
+	for i := range n {
+		r.Permits = append(r.Permits, limiter.Permit{Seq: int64(i + 1), At: at.Add(time.Duration(i) * every)})
+	}
+	return r
 }
 
 func batchInput(ids ...int64) workflows.TenantBatchInput {

@@ -1,0 +1,87 @@
+package limiter
+
+import "time"
+
+// The limiter workflow's contract: its type, id, and the messages callers
+// and operators send it. The workflow itself lives in workflows/limiter.go;
+// the Graph activities send these messages.
+const (
+	WorkflowType = "Limiter"
+
+	UpdateReserve   = "reserve"    // ReserveRequest → ReserveResponse
+	SignalReport    = "report"     // UsageReport: what Graph calls saw, and unused permits
+	SignalSetBudget = "set-budget" // BudgetSetting, e.g. {"calls":200,"window":"1h"}
+	SignalPause     = "pause"      // no new permits until resume
+	SignalResume    = "resume"
+	QueryState      = "state" // State
+
+	// TokenIDAttribute is the Keyword search attribute set on every limiter.
+	TokenIDAttribute = "TokenID"
+
+	// MaxPermitsPerReservation bounds one Update's answer.
+	MaxPermitsPerReservation = 1000
+)
+
+// WorkflowID is `limiter/<token-id>`.
+func WorkflowID(tokenID string) string { return "limiter/" + tokenID }
+
+// BudgetSetting is a budget as operators and the task store write it.
+type BudgetSetting struct {
+	Calls  int    `json:"calls"`
+	Window string `json:"window"` // "1h" or "24h"
+}
+
+// StartInput starts a limiter, or carries one over continue-as-new.
+type StartInput struct {
+	TokenID string
+	Budget  BudgetSetting
+	Speed   float64 // budget windows run this much faster in wall time
+	// Carried over continue-as-new; nil on first start.
+	Carried *Carried `json:",omitempty"`
+}
+
+// Carried is the state a limiter hands to its next run.
+type Carried struct {
+	Bucket       Bucket
+	LastReport   *Report `json:",omitempty"`
+	Reservations int64
+}
+
+// ReserveRequest asks for N permits of a class.
+type ReserveRequest struct {
+	N     int
+	Class Class
+}
+
+// ReserveResponse lists the granted permits, oldest first: fewer than asked,
+// even none, when the limiter is paused, or for audit while verification
+// waits.
+type ReserveResponse struct {
+	Permits      []Permit
+	Guard        time.Duration // a permit must be used within Guard of its time
+	Paused       bool
+	BlockedUntil time.Time `json:",omitzero"`
+}
+
+// UsageReport is sent by a Graph activity after its calls.
+type UsageReport struct {
+	Reports []Report // calls that carried usage headers or were throttled
+	Release []int64  // permits the caller will not use
+}
+
+// State is the `state` query's answer and the limiter's memo.
+type State struct {
+	TokenID         string
+	Budget          BudgetSetting
+	Speed           float64
+	WindowWall      time.Duration // the budget window in wall-clock time (window / speed)
+	CapacityPercent int           // share of the budget the policy allows now (0: all)
+	UsedInWindow    int           // permits in the window ending now
+	QueuedVerify    int           // permits granted for later, by class
+	QueuedAudit     int
+	NextFree        time.Time
+	BlockedUntil    time.Time `json:",omitzero"`
+	Paused          bool
+	LastReport      *Report `json:",omitempty"`
+	Reservations    int64
+}

@@ -1,0 +1,172 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/limiter"
+)
+
+// LimiterWorkflow is the type name of the per-token limiter (see limiter/contract.go).
+const LimiterWorkflow = limiter.WorkflowType
+
+type tokenLimiter struct {
+	in           limiter.StartInput
+	bucket       limiter.Bucket
+	policy       limiter.Policy
+	lastReport   *limiter.Report
+	reservations int64
+}
+
+func newTokenLimiter(in limiter.StartInput) (*tokenLimiter, error) {
+	l := &tokenLimiter{in: in}
+	if err := l.setBudget(in.Budget); err != nil {
+		return nil, err
+	}
+	if c := in.Carried; c != nil {
+		budget, guard := l.bucket.Budget, l.bucket.Guard
+		l.bucket = c.Bucket
+		l.bucket.Budget, l.bucket.Guard = budget, guard
+		l.lastReport = c.LastReport
+		l.reservations = c.Reservations
+	}
+	return l, nil
+}
+
+// setBudget applies a budget; windows are divided by the speed factor.
+func (l *tokenLimiter) setBudget(b limiter.BudgetSetting) error {
+	window, err := limiter.ParseWindow(b.Window)
+	if err != nil {
+		return err
+	}
+	if b.Calls <= 0 {
+		return fmt.Errorf("budget calls must be positive, got %d", b.Calls)
+	}
+	speed := l.in.Speed
+	if speed <= 0 {
+		speed = 1
+	}
+	wall := time.Duration(float64(window) / speed)
+	l.in.Budget = b
+	l.bucket.Budget = limiter.Budget{Calls: b.Calls, Window: wall}
+	// A call may be made up to 1% of the window after its permit's time.
+	l.bucket.Guard = wall / 100
+	l.policy = limiter.DefaultPolicy(wall)
+	return nil
+}
+
+func (l *tokenLimiter) state(now time.Time) limiter.State {
+	q := l.bucket.Queued(now)
+	return limiter.State{
+		TokenID: l.in.TokenID, Budget: l.in.Budget, Speed: l.in.Speed, WindowWall: l.bucket.Budget.Window,
+		CapacityPercent: max(l.bucket.CapacityPercent, 0), UsedInWindow: l.bucket.UsedAt(now),
+		QueuedVerify: q[limiter.Verify], QueuedAudit: q[limiter.Audit],
+		NextFree: l.bucket.NextFree(now), BlockedUntil: l.bucket.BlockedUntil, Paused: l.bucket.Paused,
+		LastReport: l.lastReport, Reservations: l.reservations,
+	}
+}
+
+func (l *tokenLimiter) report(r limiter.UsageReport, now time.Time) {
+	for _, rep := range r.Reports {
+		l.policy.Apply(&l.bucket, rep)
+		rep := rep
+		l.lastReport = &rep
+	}
+	l.bucket.Release(now, r.Release)
+}
+
+// Limiter runs one token's budget until continue-as-new.
+func Limiter(ctx workflow.Context, in limiter.StartInput) error {
+	l, err := newTokenLimiter(in)
+	if err != nil {
+		return err
+	}
+	log := workflow.GetLogger(ctx)
+	if err := workflow.SetQueryHandler(ctx, limiter.QueryState, func() (limiter.State, error) {
+		return l.state(workflow.Now(ctx)), nil
+	}); err != nil {
+		return err
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, limiter.UpdateReserve,
+		func(ctx workflow.Context, req limiter.ReserveRequest) (limiter.ReserveResponse, error) {
+			now := workflow.Now(ctx)
+			permits := l.bucket.Reserve(now, req.N, req.Class)
+			l.reservations++
+			return limiter.ReserveResponse{Permits: permits, Guard: l.bucket.Guard, Paused: l.bucket.Paused, BlockedUntil: l.bucket.BlockedUntil}, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req limiter.ReserveRequest) error {
+			if req.N <= 0 || req.N > limiter.MaxPermitsPerReservation {
+				return fmt.Errorf("reserve 1..%d permits, not %d", limiter.MaxPermitsPerReservation, req.N)
+			}
+			if req.Class != limiter.Verify && req.Class != limiter.Audit {
+				return errors.New("unknown class")
+			}
+			return nil
+		}},
+	); err != nil {
+		return err
+	}
+
+	reportCh := workflow.GetSignalChannel(ctx, limiter.SignalReport)
+	budgetCh := workflow.GetSignalChannel(ctx, limiter.SignalSetBudget)
+	pauseCh := workflow.GetSignalChannel(ctx, limiter.SignalPause)
+	resumeCh := workflow.GetSignalChannel(ctx, limiter.SignalResume)
+	drain := func() (changed bool) {
+		for {
+			var r limiter.UsageReport
+			var b limiter.BudgetSetting
+			switch {
+			case reportCh.ReceiveAsync(&r):
+				l.report(r, workflow.Now(ctx))
+			case budgetCh.ReceiveAsync(&b):
+				if err := l.setBudget(b); err != nil {
+					log.Error("set-budget refused", "TokenID", l.in.TokenID, "error", err)
+				} else {
+					log.Info("budget set", "TokenID", l.in.TokenID, "calls", b.Calls, "window", b.Window)
+				}
+			case pauseCh.ReceiveAsync(nil):
+				l.bucket.Paused = true
+			case resumeCh.ReceiveAsync(nil):
+				l.bucket.Paused = false
+			default:
+				return changed
+			}
+			changed = true
+		}
+	}
+	upsertMemo := func() {
+		if err := workflow.UpsertMemo(ctx, map[string]any{"state": l.state(workflow.Now(ctx))}); err != nil {
+			log.Warn("memo not updated", "error", err)
+		}
+	}
+	upsertMemo()
+	memoAt := l.reservations
+	for {
+		err := workflow.Await(ctx, func() bool {
+			return reportCh.Len() > 0 || budgetCh.Len() > 0 || pauseCh.Len() > 0 || resumeCh.Len() > 0 ||
+				l.reservations >= memoAt+50 || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+		})
+		if err != nil {
+			return err
+		}
+		if drain() || l.reservations >= memoAt+50 {
+			upsertMemo()
+			memoAt = l.reservations
+		}
+		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+			// Let running Update handlers finish and take in every signal
+			// already delivered, so nothing is lost across the new run.
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
+			drain()
+			l.bucket.Prune(workflow.Now(ctx))
+			next := l.in
+			next.Carried = &limiter.Carried{Bucket: l.bucket, LastReport: l.lastReport, Reservations: l.reservations}
+			return workflow.NewContinueAsNewError(ctx, LimiterWorkflow, next)
+		}
+	}
+}
