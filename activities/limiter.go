@@ -18,6 +18,7 @@ type ReserveInput struct {
 	TokenID string
 	N       int
 	Class   limiter.Class
+	Reports []limiter.Report `json:",omitempty"` // what calls since the last message saw
 }
 
 var tokenIDKey = temporal.NewSearchAttributeKeyKeyword(limiter.TokenIDAttribute)
@@ -53,7 +54,7 @@ func (a *Activities) reserve(ctx context.Context, in ReserveInput) (limiter.Rese
 		UpdateOptions: client.UpdateWorkflowOptions{
 			WorkflowID:   limiter.WorkflowID(in.TokenID),
 			UpdateName:   limiter.UpdateReserve,
-			Args:         []any{limiter.ReserveRequest{N: in.N, Class: in.Class}},
+			Args:         []any{limiter.ReserveRequest{N: in.N, Class: in.Class, Reports: in.Reports}},
 			WaitForStage: client.WorkflowUpdateStageCompleted,
 		},
 	})

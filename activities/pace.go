@@ -77,10 +77,11 @@ func (p *pacer) reserveMore() bool {
 	if p.a.Temporal == nil {
 		return false
 	}
-	resp, err := p.a.reserve(p.ctx, ReserveInput{TokenID: p.tokenID, N: morePermits, Class: limiter.Verify})
+	resp, err := p.a.reserve(p.ctx, ReserveInput{TokenID: p.tokenID, N: morePermits, Class: limiter.Verify, Reports: p.reports})
 	if err != nil || len(resp.Permits) == 0 {
 		return false
 	}
+	p.reports = nil // delivered with the reservation
 	p.permits = append(p.permits, resp.Permits...)
 	if deadline, ok := p.ctx.Deadline(); ok && resp.Permits[0].At.After(deadline.Add(-time.Minute/4)) {
 		return false // too late for this activity: the permits go back with the rest

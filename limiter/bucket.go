@@ -71,6 +71,10 @@ type Bucket struct {
 	Permits      []Permit  // granted, oldest first, pruned once out of every window
 	BlockedUntil time.Time // no permit before this (Meta throttled the token, or the policy stopped it)
 	Paused       bool      // an operator paused the token: no new permits
+	// Horizon bounds how far ahead verification permits are granted (at
+	// least one is always granted): when the policy slows the token, few
+	// permits at the old pace are still out. 0 means no bound.
+	Horizon time.Duration
 	// CapacityPercent is the share of Budget.Calls this token may use (the
 	// policy lowers it when others use the same token); 0 means 100.
 	CapacityPercent int
@@ -125,6 +129,13 @@ func (b *Bucket) NextFree(now time.Time) time.Time {
 	return b.earliest(now, b.Limit())
 }
 
+// Spacing is the even pace of permits: the window over the limit. Spreading
+// permits instead of granting a window's budget in one burst keeps Meta's
+// usage smooth, and lets a slowdown take effect on the next permits.
+func (b *Bucket) Spacing() time.Duration {
+	return b.Budget.Window / time.Duration(b.Limit())
+}
+
 // earliest is the first time ≥ now a permit can be appended without
 // breaking the invariant for a window limit.
 func (b *Bucket) earliest(now time.Time, limit int) time.Time {
@@ -133,8 +144,9 @@ func (b *Bucket) earliest(now time.Time, limit int) time.Time {
 		t = b.BlockedUntil
 	}
 	if n := len(b.Permits); n > 0 {
-		if last := b.Permits[n-1].At; last.After(t) {
-			t = last // first come, first served: never before an earlier grant
+		// First come, first served, at an even pace.
+		if next := b.Permits[n-1].At.Add(b.Budget.Window / time.Duration(limit)); next.After(t) {
+			t = next
 		}
 		if n >= limit {
 			// The permit limit places back must have left the window.
@@ -149,7 +161,8 @@ func (b *Bucket) earliest(now time.Time, limit int) time.Time {
 // Reserve grants up to n permits of a class at the earliest times the budget
 // allows and returns them, in order.
 //
-// Verification gets all n, queued into the future as far as needed. Audit
+// Verification gets n, queued into the future, up to Horizon ahead (and
+// always at least one, however far). Audit
 // gets only permits usable at once (within Guard of now) that no waiting
 // verification permit is ahead of: it uses what verification leaves unused
 // and never delays it. A paused bucket grants nothing.
@@ -166,6 +179,9 @@ func (b *Bucket) Reserve(now time.Time, n int, class Class) []Permit {
 	for range n {
 		t := b.earliest(now, limit)
 		if class == Audit && t.After(now.Add(b.Guard)) {
+			break
+		}
+		if class == Verify && b.Horizon > 0 && len(granted) > 0 && t.After(now.Add(b.Horizon)) {
 			break
 		}
 		b.LastSeq++

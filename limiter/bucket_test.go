@@ -29,20 +29,23 @@ func TestReserve(t *testing.T) {
 		class  limiter.Class
 		want   []time.Duration
 	}{
-		{"within budget: all now", limiter.Bucket{Budget: hour}, 0, 3, limiter.Verify, []time.Duration{0, 0, 0}},
+		{"within budget: at an even pace", limiter.Bucket{Budget: hour}, 0, 3, limiter.Verify, []time.Duration{0, 15 * time.Minute, 30 * time.Minute}},
 		{"over budget: the rest when the window frees", limiter.Bucket{Budget: hour}, 0, 6, limiter.Verify,
-			[]time.Duration{0, 0, 0, 0, time.Hour, time.Hour}},
+			[]time.Duration{0, 15 * time.Minute, 30 * time.Minute, 45 * time.Minute, time.Hour, time.Hour + 15*time.Minute}},
 		{"guard widens the window", limiter.Bucket{Budget: hour, Guard: time.Minute}, 0, 5, limiter.Verify,
-			[]time.Duration{0, 0, 0, 0, time.Hour + time.Minute}},
+			[]time.Duration{0, 15 * time.Minute, 30 * time.Minute, 45 * time.Minute, time.Hour + time.Minute}},
 		{"blocked: nothing before the block ends", limiter.Bucket{Budget: hour, BlockedUntil: t0.Add(10 * time.Minute)}, 0, 2, limiter.Verify,
-			[]time.Duration{10 * time.Minute, 10 * time.Minute}},
-		{"capacity lowered by the policy", limiter.Bucket{Budget: hour, CapacityPercent: 50}, 0, 3, limiter.Verify,
-			[]time.Duration{0, 0, time.Hour}},
+			[]time.Duration{10 * time.Minute, 25 * time.Minute}},
+		{"capacity lowered by the policy: slower pace", limiter.Bucket{Budget: hour, CapacityPercent: 50}, 0, 3, limiter.Verify,
+			[]time.Duration{0, 30 * time.Minute, time.Hour}},
+		{"horizon: only what is due soon", limiter.Bucket{Budget: hour, Horizon: 20 * time.Minute}, 0, 5, limiter.Verify,
+			[]time.Duration{0, 15 * time.Minute}},
+		{"horizon: at least one, however far", limiter.Bucket{Budget: hour, Horizon: 20 * time.Minute, BlockedUntil: t0.Add(2 * time.Hour)}, 0, 5, limiter.Verify,
+			[]time.Duration{2 * time.Hour}},
 		{"paused: nothing", limiter.Bucket{Budget: hour, Paused: true}, 0, 2, limiter.Verify, []time.Duration{}},
-		{"audit takes free permits now", limiter.Bucket{Budget: hour}, 0, 2, limiter.Audit, []time.Duration{0, 0}},
-		{"audit never queues", limiter.Bucket{Budget: hour}, 0, 6, limiter.Audit, []time.Duration{0, 0, 0, 0}},
+		{"audit takes the permit free now", limiter.Bucket{Budget: hour}, 0, 2, limiter.Audit, []time.Duration{0}},
 		{"24h window", limiter.Bucket{Budget: limiter.Budget{Calls: 2, Window: 24 * time.Hour}}, 0, 3, limiter.Verify,
-			[]time.Duration{0, 0, 24 * time.Hour}},
+			[]time.Duration{0, 12 * time.Hour, 24 * time.Hour}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,22 +66,26 @@ func TestAuditOnlyGetsWhatVerificationLeaves(t *testing.T) {
 	if got := b.Reserve(t0.Add(time.Minute), 1, limiter.Audit); len(got) != 0 {
 		t.Fatalf("audit got %v while verification waits", times(got))
 	}
-	// After verification's queue has drained and the window has moved on,
-	// audit gets what is free.
-	if got := b.Reserve(t0.Add(2*time.Hour+time.Second), 3, limiter.Audit); len(got) != 3 {
-		t.Fatalf("audit got %d of the free permits", len(got))
+	// After verification's queue has drained, audit gets what is free now,
+	// at the same pace.
+	later := t0.Add(3 * time.Hour)
+	if got := b.Reserve(later, 3, limiter.Audit); len(got) != 1 {
+		t.Fatalf("audit got %d permits, want the 1 free now", len(got))
+	}
+	if got := b.Reserve(later.Add(15*time.Minute), 1, limiter.Audit); len(got) != 1 {
+		t.Fatalf("audit got %d permits a spacing later", len(got))
 	}
 }
 
 func TestReleaseReturnsFuturePermitsOnly(t *testing.T) {
 	b := limiter.Bucket{Budget: limiter.Budget{Calls: 2, Window: time.Hour}}
-	ps := b.Reserve(t0, 4, limiter.Verify) // 0, 0, 1h, 1h
+	ps := b.Reserve(t0, 4, limiter.Verify) // 0, 30m, 1h, 1h30m
 	seqs := []int64{ps[0].Seq, ps[2].Seq, ps[3].Seq}
 	if n := b.Release(t0.Add(time.Second), seqs); n != 2 {
 		t.Fatalf("released %d, want the 2 future permits", n)
 	}
 	// The freed slots are handed out again.
-	if got := times(b.Reserve(t0.Add(time.Second), 2, limiter.Verify)); !slices.Equal(got, []time.Duration{time.Hour, time.Hour}) {
+	if got := times(b.Reserve(t0.Add(time.Second), 2, limiter.Verify)); !slices.Equal(got, []time.Duration{time.Hour, time.Hour + 30*time.Minute}) {
 		t.Fatalf("after release: %v", got)
 	}
 }
@@ -91,7 +98,7 @@ func TestBucketProperties(t *testing.T) {
 	for seed := uint64(1); seed <= 300; seed++ {
 		rng := rand.New(rand.NewPCG(seed, seed*7919))
 		budget := limiter.Budget{Calls: 1 + rng.IntN(30), Window: []time.Duration{time.Hour, 24 * time.Hour}[rng.IntN(2)]}
-		b := limiter.Bucket{Budget: budget, Guard: time.Duration(rng.IntN(60)) * time.Second}
+		b := limiter.Bucket{Budget: budget, Guard: time.Duration(rng.IntN(60)) * time.Second, Horizon: time.Duration(rng.IntN(3)) * budget.Window / 10}
 		now := t0
 		seen := map[int64]bool{}
 		var all []limiter.Permit // every permit still granted, for the window check

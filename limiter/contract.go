@@ -47,10 +47,13 @@ type Carried struct {
 	Reservations int64
 }
 
-// ReserveRequest asks for N permits of a class.
+// ReserveRequest asks for N permits of a class. A caller that has made calls
+// since its last message carries what they saw, so the limiter adapts before
+// it grants more.
 type ReserveRequest struct {
-	N     int
-	Class Class
+	N       int
+	Class   Class
+	Reports []Report `json:",omitempty"`
 }
 
 // ReserveResponse lists the granted permits, oldest first: fewer than asked,
@@ -59,6 +62,7 @@ type ReserveRequest struct {
 type ReserveResponse struct {
 	Permits      []Permit
 	Guard        time.Duration // a permit must be used within Guard of its time
+	Spacing      time.Duration // the pace of permits now
 	Paused       bool
 	BlockedUntil time.Time `json:",omitzero"`
 }

@@ -27,9 +27,9 @@ func newTokenLimiter(in limiter.StartInput) (*tokenLimiter, error) {
 		return nil, err
 	}
 	if c := in.Carried; c != nil {
-		budget, guard := l.bucket.Budget, l.bucket.Guard
+		budget, guard, horizon := l.bucket.Budget, l.bucket.Guard, l.bucket.Horizon
 		l.bucket = c.Bucket
-		l.bucket.Budget, l.bucket.Guard = budget, guard
+		l.bucket.Budget, l.bucket.Guard, l.bucket.Horizon = budget, guard, horizon
 		l.lastReport = c.LastReport
 		l.reservations = c.Reservations
 	}
@@ -54,6 +54,9 @@ func (l *tokenLimiter) setBudget(b limiter.BudgetSetting) error {
 	l.bucket.Budget = limiter.Budget{Calls: b.Calls, Window: wall}
 	// A call may be made up to 1% of the window after its permit's time.
 	l.bucket.Guard = wall / 100
+	// Permits are granted at most a tenth of the window ahead, so a slowdown
+	// takes hold within that.
+	l.bucket.Horizon = wall / 10
 	l.policy = limiter.DefaultPolicy(wall)
 	return nil
 }
@@ -93,9 +96,10 @@ func Limiter(ctx workflow.Context, in limiter.StartInput) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, limiter.UpdateReserve,
 		func(ctx workflow.Context, req limiter.ReserveRequest) (limiter.ReserveResponse, error) {
 			now := workflow.Now(ctx)
+			l.report(limiter.UsageReport{Reports: req.Reports}, now)
 			permits := l.bucket.Reserve(now, req.N, req.Class)
 			l.reservations++
-			return limiter.ReserveResponse{Permits: permits, Guard: l.bucket.Guard, Paused: l.bucket.Paused, BlockedUntil: l.bucket.BlockedUntil}, nil
+			return limiter.ReserveResponse{Permits: permits, Guard: l.bucket.Guard, Spacing: l.bucket.Spacing(), Paused: l.bucket.Paused, BlockedUntil: l.bucket.BlockedUntil}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req limiter.ReserveRequest) error {
 			if req.N <= 0 || req.N > limiter.MaxPermitsPerReservation {

@@ -313,8 +313,11 @@ func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInp
 	if wait := first.Sub(now); wait > 0 {
 		_ = workflow.Sleep(ctx, wait)
 	}
+	// The chunk may reserve more permits as it goes (claims with many
+	// pages): give it time for all n at the current pace, and half again.
 	opts := graphActivityOptions
-	opts.StartToCloseTimeout = max(opts.StartToCloseTimeout, last.Sub(workflow.Now(ctx))+2*time.Minute)
+	span := max(last.Sub(workflow.Now(ctx)), time.Duration(n)*resp.Spacing*3/2)
+	opts.StartToCloseTimeout = max(opts.StartToCloseTimeout, span+2*time.Minute)
 	return in, workflow.WithActivityOptions(ctx, opts), true
 }
 
