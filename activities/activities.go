@@ -33,7 +33,8 @@ type Activities struct {
 	// Now is the clock for leases and backoffs; nil means time.Now.
 	Now func() time.Time
 
-	blocked blocks // tokens Meta throttled, as seen by this worker
+	blocked   blocks // tokens Meta throttled, as seen by this worker
+	reserving gates  // Updates in flight per limiter
 }
 
 func (a *Activities) now() time.Time {

@@ -30,8 +30,18 @@ func (a *Activities) ReservePermits(ctx context.Context, in ReserveInput) (limit
 	return a.reserve(ctx, in)
 }
 
+// maxReservationsInFlight bounds concurrent Updates to one limiter from this
+// worker: the server admits 10 in flight per workflow, and past about 8
+// callers its throughput collapses.
+const maxReservationsInFlight = 4
+
 func (a *Activities) reserve(ctx context.Context, in ReserveInput) (limiter.ReserveResponse, error) {
 	var resp limiter.ReserveResponse
+	release, err := a.reserving.acquire(ctx, in.TokenID)
+	if err != nil {
+		return resp, err
+	}
+	defer release()
 	if a.Temporal == nil {
 		return resp, temporal.NewNonRetryableApplicationError("activities have no Temporal client to reach the limiter", "Config", nil)
 	}
@@ -107,4 +117,29 @@ func (b *blocks) get(token string) time.Time {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.until[token]
+}
+
+// gates holds one semaphore per token.
+type gates struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+func (g *gates) acquire(ctx context.Context, token string) (release func(), err error) {
+	g.mu.Lock()
+	if g.m == nil {
+		g.m = map[string]chan struct{}{}
+	}
+	ch, ok := g.m[token]
+	if !ok {
+		ch = make(chan struct{}, maxReservationsInFlight)
+		g.m[token] = ch
+	}
+	g.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -34,7 +34,11 @@ type pacer struct {
 	paced   bool
 	next    int
 	wasted  int
-	reports []limiter.Report
+	// claimsLeft is how many claims of the chunk still need checking: more
+	// permits are asked for no more than that, so few go back unused (a
+	// released permit leaves a gap later reservations do not fill).
+	claimsLeft int
+	reports    []limiter.Report
 }
 
 func (a *Activities) newPacer(ctx context.Context, tokenID string, permits []limiter.Permit, guard time.Duration) *pacer {
@@ -77,16 +81,27 @@ func (p *pacer) reserveMore() bool {
 	if p.a.Temporal == nil {
 		return false
 	}
-	resp, err := p.a.reserve(p.ctx, ReserveInput{TokenID: p.tokenID, N: morePermits, Class: limiter.Verify, Reports: p.reports})
-	if err != nil || len(resp.Permits) == 0 {
-		return false
+	deadline, hasDeadline := p.ctx.Deadline()
+	for {
+		n := min(morePermits, max(1, p.claimsLeft))
+		resp, err := p.a.reserve(p.ctx, ReserveInput{TokenID: p.tokenID, N: n, Class: limiter.Verify, Reports: p.reports})
+		if err != nil || resp.Paused {
+			return false
+		}
+		p.reports = nil // delivered with the reservation
+		if len(resp.Permits) > 0 {
+			p.permits = append(p.permits, resp.Permits...)
+			// Too late for this activity: the permits go back with the rest.
+			return !hasDeadline || resp.Permits[0].At.Before(deadline.Add(-time.Minute/4))
+		}
+		retry := resp.RetryAt
+		if hasDeadline && retry.After(deadline.Add(-time.Minute/4)) {
+			return false
+		}
+		if err := sleepUntil(p.ctx, retry); err != nil {
+			return false
+		}
 	}
-	p.reports = nil // delivered with the reservation
-	p.permits = append(p.permits, resp.Permits...)
-	if deadline, ok := p.ctx.Deadline(); ok && resp.Permits[0].At.After(deadline.Add(-time.Minute/4)) {
-		return false // too late for this activity: the permits go back with the rest
-	}
-	return true
 }
 
 // after records what a call saw; a throttle stops every caller of the token

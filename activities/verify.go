@@ -197,6 +197,7 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			continue
 		}
 		activity.RecordHeartbeat(ctx, i)
+		pace.claimsLeft = len(claims) - i
 		ev, found, calls, err := a.check(pace, session, tenant, c)
 		res.Calls += calls
 		var ge *graph.Error

@@ -78,7 +78,8 @@ type Bucket struct {
 	// CapacityPercent is the share of Budget.Calls this token may use (the
 	// policy lowers it when others use the same token); 0 means 100.
 	CapacityPercent int
-	LastSeq         int64 // the Seq of the last permit granted
+	LastSeq         int64     // the Seq of the last permit granted
+	NextRetry       time.Time // the earliest time Refused sends the next caller back
 }
 
 // Limit is the number of permits allowed in a window now.
@@ -161,8 +162,10 @@ func (b *Bucket) earliest(now time.Time, limit int) time.Time {
 // Reserve grants up to n permits of a class at the earliest times the budget
 // allows and returns them, in order.
 //
-// Verification gets n, queued into the future, up to Horizon ahead (and
-// always at least one, however far). Audit
+// Verification gets up to n, queued into the future but no further than
+// Horizon ahead; when nothing is outstanding it gets one permit however far
+// off (after a throttle, say). Permits out at any time are thus bounded by
+// the Horizon, whatever the number of callers. Audit
 // gets only permits usable at once (within Guard of now) that no waiting
 // verification permit is ahead of: it uses what verification leaves unused
 // and never delays it. A paused bucket grants nothing.
@@ -181,7 +184,7 @@ func (b *Bucket) Reserve(now time.Time, n int, class Class) []Permit {
 		if class == Audit && t.After(now.Add(b.Guard)) {
 			break
 		}
-		if class == Verify && b.Horizon > 0 && len(granted) > 0 && t.After(now.Add(b.Horizon)) {
+		if class == Verify && b.Horizon > 0 && t.After(now.Add(b.Horizon)) && (len(granted) > 0 || b.hasFuture(now)) {
 			break
 		}
 		b.LastSeq++
@@ -190,6 +193,34 @@ func (b *Bucket) Reserve(now time.Time, n int, class Class) []Permit {
 		granted = append(granted, p)
 	}
 	return granted
+}
+
+// hasFuture reports whether a permit is granted for later than now.
+func (b *Bucket) hasFuture(now time.Time) bool {
+	return len(b.Permits) > 0 && b.Permits[len(b.Permits)-1].At.After(now)
+}
+
+// RetryAt is when a verification reservation would get a permit again, for
+// a caller that got none.
+func (b *Bucket) RetryAt(now time.Time) time.Time {
+	t := b.NextFree(now).Add(-b.Horizon)
+	if t.Before(now) {
+		return now
+	}
+	return t
+}
+
+// Refused tells a verification caller that got no permit when to come back.
+// Callers are sent back one after another, each after the room its n permits
+// take, so they do not all return at the same moment to find the same few
+// permits (and crowd the limiter with Updates).
+func (b *Bucket) Refused(now time.Time, n int) time.Time {
+	t := b.RetryAt(now)
+	if b.NextRetry.After(t) {
+		t = b.NextRetry
+	}
+	b.NextRetry = t.Add(b.Spacing() * time.Duration(max(1, n)))
+	return t
 }
 
 // Release gives back permits not yet due that the caller will not use (its

@@ -42,6 +42,8 @@ func TestReserve(t *testing.T) {
 			[]time.Duration{0, 15 * time.Minute}},
 		{"horizon: at least one, however far", limiter.Bucket{Budget: hour, Horizon: 20 * time.Minute, BlockedUntil: t0.Add(2 * time.Hour)}, 0, 5, limiter.Verify,
 			[]time.Duration{2 * time.Hour}},
+		{"horizon: nothing while permits beyond it are out", limiter.Bucket{Budget: hour, Horizon: 20 * time.Minute,
+			Permits: []limiter.Permit{{Seq: 1, At: t0.Add(30 * time.Minute)}}}, 0, 5, limiter.Verify, []time.Duration{}},
 		{"paused: nothing", limiter.Bucket{Budget: hour, Paused: true}, 0, 2, limiter.Verify, []time.Duration{}},
 		{"audit takes the permit free now", limiter.Bucket{Budget: hour}, 0, 2, limiter.Audit, []time.Duration{0}},
 		{"24h window", limiter.Bucket{Budget: limiter.Budget{Calls: 2, Window: 24 * time.Hour}}, 0, 3, limiter.Verify,
@@ -160,5 +162,21 @@ func TestBucketProperties(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+func TestRefusedCallersComeBackOneAfterAnother(t *testing.T) {
+	b := limiter.Bucket{Budget: limiter.Budget{Calls: 4, Window: time.Hour}, Horizon: 20 * time.Minute}
+	b.Reserve(t0, 4, limiter.Verify) // 0, 15m (the horizon stops it there)
+	if got := b.Reserve(t0, 1, limiter.Verify); len(got) != 0 {
+		t.Fatalf("granted %v beyond the horizon while permits are out", times(got))
+	}
+	first := b.Refused(t0, 2)
+	second := b.Refused(t0, 1)
+	if want := t0.Add(10 * time.Minute); !first.Equal(want) { // next free 30m, minus the horizon
+		t.Fatalf("first retry at %v, want %v", first.Sub(t0), want.Sub(t0))
+	}
+	if want := first.Add(2 * 15 * time.Minute); !second.Equal(want) {
+		t.Fatalf("second retry at %v, want after the first's two permits (%v)", second.Sub(t0), want.Sub(t0))
 	}
 }

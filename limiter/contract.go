@@ -63,6 +63,7 @@ type ReserveResponse struct {
 	Permits      []Permit
 	Guard        time.Duration // a permit must be used within Guard of its time
 	Spacing      time.Duration // the pace of permits now
+	RetryAt      time.Time     // when none were granted: when to ask again
 	Paused       bool
 	BlockedUntil time.Time `json:",omitzero"`
 }

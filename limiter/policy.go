@@ -32,8 +32,8 @@ func DefaultPolicy(window time.Duration) Policy {
 //
 // Usage: our own share of the budget is what the bucket granted in the
 // window before the call; anything Meta reports above it is someone else's.
-// The bucket's capacity becomes what is left after others' share and the
-// margin, so it slows as soon as others use the token and speeds up again
+// The bucket's capacity becomes what is left after others' share and, when
+// there are others, the margin, so it slows as soon as others use the token and speeds up again
 // when their share falls. When Meta reports more than we can explain even
 // without others, capacity drops to what we already used: no new permit
 // until our old ones leave the window.
@@ -54,7 +54,11 @@ func (p Policy) Apply(b *Bucket, r Report) {
 	}
 	own := b.UsedAt(r.At) * 100 / b.Budget.Calls
 	others := max(0, r.UsagePercent-own)
-	b.CapacityPercent = min(100, max(1, 100-others-p.MarginPercent))
+	b.CapacityPercent = 100
+	if others > 0 {
+		// Others' calls between our reports go unseen: keep a margin.
+		b.CapacityPercent = min(100, max(1, 100-others-p.MarginPercent))
+	}
 	if r.Throttled && b.CapacityPercent > own {
 		// Meta says we are over although our count says otherwise: trust Meta.
 		b.CapacityPercent = max(1, own)

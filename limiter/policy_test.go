@@ -24,14 +24,14 @@ func TestPolicy(t *testing.T) {
 		wantCapacity int
 		wantBlocked  time.Duration // from t1; 0: not blocked
 	}{
-		{"usage matches our own calls: full speed", withOwn(100), limiter.Report{At: t1, UsagePercent: 50}, 95, 0},
+		{"usage matches our own calls: full speed", withOwn(100), limiter.Report{At: t1, UsagePercent: 50}, 100, 0},
 		{"others use 40%: we keep 55%", withOwn(20), limiter.Report{At: t1, UsagePercent: 50}, 55, 0},
 		{"others use 90%: we slow to 5%", withOwn(0), limiter.Report{At: t1, UsagePercent: 90}, 5, 0},
 		{"others use everything: one call a window to probe", withOwn(0), limiter.Report{At: t1, UsagePercent: 100}, 1, 0},
 		{"no usage header: unchanged", withOwn(10), limiter.Report{At: t1, UsagePercent: -1}, 0, 0},
 		{"throttled with regain time", withOwn(10), limiter.Report{At: t1, UsagePercent: 100, Throttled: true, RegainAfter: 7 * time.Minute}, 1, 7 * time.Minute},
 		{"throttled without regain time", withOwn(10), limiter.Report{At: t1, UsagePercent: -1, Throttled: true}, 0, 5 * time.Minute},
-		{"recovers when others stop", func() limiter.Bucket { b := withOwn(10); b.CapacityPercent = 5; return b }(), limiter.Report{At: t1, UsagePercent: 5}, 95, 0},
+		{"recovers when others stop", func() limiter.Bucket { b := withOwn(10); b.CapacityPercent = 5; return b }(), limiter.Report{At: t1, UsagePercent: 5}, 100, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -54,9 +54,9 @@ func (l *tokenLimiter) setBudget(b limiter.BudgetSetting) error {
 	l.bucket.Budget = limiter.Budget{Calls: b.Calls, Window: wall}
 	// A call may be made up to 1% of the window after its permit's time.
 	l.bucket.Guard = wall / 100
-	// Permits are granted at most a tenth of the window ahead, so a slowdown
-	// takes hold within that.
-	l.bucket.Horizon = wall / 10
+	// Permits are out at most a twentieth of the window ahead, so a slowdown
+	// takes hold within that, however many callers there are.
+	l.bucket.Horizon = wall / 20
 	l.policy = limiter.DefaultPolicy(wall)
 	return nil
 }
@@ -99,7 +99,11 @@ func Limiter(ctx workflow.Context, in limiter.StartInput) error {
 			l.report(limiter.UsageReport{Reports: req.Reports}, now)
 			permits := l.bucket.Reserve(now, req.N, req.Class)
 			l.reservations++
-			return limiter.ReserveResponse{Permits: permits, Guard: l.bucket.Guard, Spacing: l.bucket.Spacing(), Paused: l.bucket.Paused, BlockedUntil: l.bucket.BlockedUntil}, nil
+			var retryAt time.Time
+			if len(permits) == 0 {
+				retryAt = l.bucket.Refused(now, req.N)
+			}
+			return limiter.ReserveResponse{Permits: permits, Guard: l.bucket.Guard, Spacing: l.bucket.Spacing(), RetryAt: retryAt, Paused: l.bucket.Paused, BlockedUntil: l.bucket.BlockedUntil}, nil
 		},
 		workflow.UpdateHandlerOptions{Validator: func(ctx workflow.Context, req limiter.ReserveRequest) error {
 			if req.N <= 0 || req.N > limiter.MaxPermitsPerReservation {

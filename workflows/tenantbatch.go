@@ -230,6 +230,12 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 	var a *activities.Activities
 	actx := workflow.WithActivityOptions(ctx, graphActivityOptions)
 	results := make([]activities.VerifyResult, 0, len(ids)/b.s.ChunkSize+1)
+	parallel := b.s.Parallel
+	if b.paced {
+		// The limiter sets the pace: chunks in parallel would only queue for
+		// the same token's permits, and crowd its limiter with Updates.
+		parallel = 1
+	}
 	selector := workflow.NewSelector(ctx)
 	inFlight := 0
 	collect := func(chunk []int64) func(workflow.Future) {
@@ -271,7 +277,7 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 		f := workflow.ExecuteActivity(cctx, a.VerifyClaims, in)
 		selector.AddFuture(f, collect(chunk))
 		inFlight++
-		if inFlight >= b.s.Parallel {
+		if inFlight >= parallel {
 			selector.Select(ctx)
 		}
 	}
@@ -295,8 +301,17 @@ func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInp
 	}
 	n := min(len(in.ClaimIDs)*perClaim, limiter.MaxPermitsPerReservation)
 	var resp limiter.ReserveResponse
-	if err := workflow.ExecuteActivity(sctx, a.ReservePermits, activities.ReserveInput{TokenID: in.TokenID, N: n, Class: limiter.Verify}).Get(ctx, &resp); err != nil || len(resp.Permits) == 0 {
-		return in, ctx, false
+	for {
+		if err := workflow.ExecuteActivity(sctx, a.ReservePermits, activities.ReserveInput{TokenID: in.TokenID, N: n, Class: limiter.Verify}).Get(ctx, &resp); err != nil || resp.Paused {
+			return in, ctx, false
+		}
+		if len(resp.Permits) > 0 {
+			break
+		}
+		// Other callers hold the permits due soon: ask again when ours come.
+		if err := workflow.Sleep(ctx, max(resp.RetryAt.Sub(workflow.Now(ctx)), resp.Spacing)); err != nil {
+			return in, ctx, false
+		}
 	}
 	in.Permits, in.Guard = resp.Permits, resp.Guard
 	first, last := resp.Permits[0].At, resp.Permits[len(resp.Permits)-1].At

@@ -1,0 +1,214 @@
+package workflows_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"sort"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/metasim"
+	"github.com/socialproof/verifier/internal/secret"
+	"github.com/socialproof/verifier/internal/testenv"
+	"github.com/socialproof/verifier/limiter"
+	"github.com/socialproof/verifier/workflows"
+)
+
+// limiterWorld runs the engine against metasim with the plan's budgets (200
+// calls an hour per token) and a backlog far larger than the budgets: three
+// tokens (the platform's and two premium tenants'), 3,000 claims.
+type limiterWorld struct {
+	sim    *metasim.Sim
+	client client.Client
+}
+
+const limiterSpeed = 120 // an hour in 30 s
+
+func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim)) *limiterWorld {
+	t.Helper()
+	ctx := context.Background()
+	const appSecret = "limiter-test-secret"
+	budget := metasim.Budget{Calls: 200, Window: time.Hour}
+	sim := metasim.New(metasim.Config{Seed: 11, Brands: 3, Premium: 2, Speed: limiterSpeed, AppSecret: appSecret,
+		PlatformBudget: budget, TenantBudget: budget})
+	if prepare != nil {
+		prepare(sim)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	st, _ := testenv.OpenStore(t, testenv.SQLite)
+	tenants, _ := testenv.SeedWorld(t, sim, st)
+	var valid []claim.Claim
+	for _, g := range sim.GenerateClaims(claims, metasim.ClaimOptions{FraudRate: 0.1}) {
+		c, err := claim.Parse(g.Line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		valid = append(valid, c)
+	}
+	submitAll(t, st, valid)
+
+	c := testenv.DevServer(t)
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w, &activities.Activities{
+		Store:           st,
+		Graph:           graph.New(graph.Config{BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
+		PlatformTokenID: tenants.PlatformToken,
+		Temporal:        c,
+		TaskQueue:       workflows.TaskQueue,
+		Speed:           limiterSpeed,
+	})
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if _, err := workflows.EnsureSearchAttributes(ctx, c, "default"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Speed = limiterSpeed
+	cfg.Interval = 2 * time.Minute // the Schedule fires at most once a second
+	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
+	return &limiterWorld{sim: sim, client: c}
+}
+
+// callsByToken is metasim's request log per token: simulated times of calls,
+// and how many were throttled.
+func (lw *limiterWorld) callsByToken() (map[string][]time.Time, map[string]int) {
+	calls, throttled := map[string][]time.Time{}, map[string]int{}
+	for _, r := range lw.sim.Requests() {
+		if r.TokenID == "" {
+			continue
+		}
+		calls[r.TokenID] = append(calls[r.TokenID], r.Time)
+		if r.Outcome == metasim.OutcomeThrottled {
+			throttled[r.TokenID]++
+		}
+	}
+	for _, ts := range calls {
+		sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+	}
+	return calls, throttled
+}
+
+// maxInWindow is the most calls any rolling window of length w holds.
+func maxInWindow(ts []time.Time, w time.Duration) int {
+	best, lo := 0, 0
+	for hi := range ts {
+		for !ts[lo].After(ts[hi].Add(-w)) {
+			lo++
+		}
+		best = max(best, hi-lo+1)
+	}
+	return best
+}
+
+// inWindow counts calls in [from, from+w).
+func inWindow(ts []time.Time, from time.Time, w time.Duration) int {
+	n := 0
+	for _, t := range ts {
+		if !t.Before(from) && t.Before(from.Add(w)) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestLimiterKeepsEveryTokenWithinBudget: three tokens at 200 calls per
+// (accelerated) hour and a burst of 3,000 claims. No token is ever over its
+// budget in any rolling window, Meta never throttles, and while claims wait
+// each token uses at least 95% of its budget.
+func TestLimiterKeepsEveryTokenWithinBudget(t *testing.T) {
+	lw := startLimiterWorld(t, 3000, nil)
+	const windows = 2.5
+	time.Sleep(time.Duration(windows * float64(time.Hour) / limiterSpeed))
+
+	calls, throttled := lw.callsByToken()
+	lw.logStates(t, keys(calls))
+	if len(calls) != 3 {
+		t.Fatalf("calls on %d tokens, want 3: %v", len(calls), keys(calls))
+	}
+	for token, ts := range calls {
+		peak := maxInWindow(ts, time.Hour)
+		// The first full window after the token's first call, and the last
+		// full window before the end: claims were waiting all along.
+		first := inWindow(ts, ts[0], time.Hour)
+		last := inWindow(ts, ts[len(ts)-1].Add(-time.Hour), time.Hour+time.Nanosecond)
+		t.Logf("%s: %d calls, peak %d per rolling hour, first hour %d (%.1f%%), last hour %d (%.1f%%), throttled %d",
+			token, len(ts), peak, first, float64(first)/2, last, float64(last)/2, throttled[token])
+		if throttled[token] > 0 {
+			t.Errorf("%s: Meta throttled %d calls", token, throttled[token])
+		}
+		if peak > 200 {
+			t.Errorf("%s: %d calls in a rolling hour, budget 200", token, peak)
+		}
+		if first < 190 || last < 190 {
+			t.Errorf("%s: used %d and %d of 200 in full hours while claims waited; want at least 95%%", token, first, last)
+		}
+	}
+}
+
+// TestLimiterSlowsWhenOthersUseTheToken: another app uses 90% of the
+// platform token (metasim reports it in the usage headers and leaves only
+// 10% of the budget). The limiter slows that token down and Meta never
+// throttles it; the other tokens go on at full pace.
+func TestLimiterSlowsWhenOthersUseTheToken(t *testing.T) {
+	lw := startLimiterWorld(t, 1500, func(sim *metasim.Sim) {
+		if err := sim.SetUsageFloor("platform", 90); err != nil {
+			t.Fatal(err)
+		}
+	})
+	time.Sleep(time.Duration(2 * float64(time.Hour) / limiterSpeed))
+	calls, throttled := lw.callsByToken()
+	platform := calls["platform"]
+	if len(platform) == 0 {
+		t.Fatal("no calls on the platform token")
+	}
+	peak := maxInWindow(platform, time.Hour)
+	t.Logf("platform: %d calls, peak %d per rolling hour (Meta leaves 20), throttled %d", len(platform), peak, throttled["platform"])
+	if throttled["platform"] > 0 {
+		t.Errorf("platform token throttled %d times", throttled["platform"])
+	}
+	if peak > 20 {
+		t.Errorf("platform token made %d calls in an hour; others leave it 20", peak)
+	}
+	if other := maxInWindow(calls["tok-brand-03"], time.Hour); other < 150 {
+		t.Errorf("tok-brand-03 slowed too: %d calls in its busiest hour", other)
+	}
+}
+
+// logStates logs each limiter's `state` query answer.
+func (lw *limiterWorld) logStates(t *testing.T, tokens []string) {
+	for _, token := range tokens {
+		v, err := lw.client.QueryWorkflow(context.Background(), limiter.WorkflowID(token), "", limiter.QueryState)
+		if err != nil {
+			t.Errorf("query %s: %v", limiter.WorkflowID(token), err)
+			continue
+		}
+		var st limiter.State
+		if err := v.Get(&st); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s state: used %d in window, capacity %d%%, queued %d, reservations %d, blocked until %v",
+			token, st.UsedInWindow, st.CapacityPercent, st.QueuedVerify, st.Reservations, st.BlockedUntil)
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
