@@ -249,16 +249,20 @@ func checkBatchesVisible(t *testing.T, c client.Client, tenants []store.Tenant) 
 	}
 }
 
-// recordHistories writes one Dispatcher and one TenantBatch history for the
-// replay tests (RECORD_HISTORIES=workflows/testdata go test -run TestPipeline/sqlite ./workflows).
+// recordHistories writes a history of each workflow type for the replay
+// tests (RECORD_HISTORIES=$PWD/workflows/testdata go test -run TestPipeline/sqlite ./workflows).
 func recordHistories(t *testing.T, c client.Client, dir string) {
 	ctx := context.Background()
-	for _, wt := range []string{workflows.DispatcherWorkflow, workflows.TenantBatchWorkflow} {
+	for _, r := range []struct{ workflowType, status, file string }{
+		{workflows.DispatcherWorkflow, "Completed", "dispatcher.json"},
+		{workflows.TenantBatchWorkflow, "Completed", "tenantbatch.json"},
+		{workflows.LimiterWorkflow, "Running", "limiter.json"},
+	} {
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = 'Completed'", wt),
+			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = '%s'", r.workflowType, r.status),
 		})
 		if err != nil || len(resp.Executions) == 0 {
-			t.Fatalf("no completed %s to record: %v", wt, err)
+			t.Fatalf("no %s %s to record: %v", r.status, r.workflowType, err)
 		}
 		// The run with the longest history shows the most paths.
 		best := resp.Executions[0]
@@ -281,7 +285,7 @@ func recordHistories(t *testing.T, c client.Client, dir string) {
 			events = append(events, b)
 		}
 		out, _ := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
-		path := filepath.Join(dir, strings.ToLower(wt)+".json")
+		path := filepath.Join(dir, r.file)
 		if err := os.WriteFile(path, out, 0o644); err != nil {
 			t.Fatal(err)
 		}

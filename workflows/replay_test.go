@@ -14,11 +14,14 @@ import (
 // in pipeline_test.go) against today's workflow code: a change to a
 // workflow's commands without workflow.GetVersion fails here.
 func TestReplay(t *testing.T) {
-	for _, file := range []string{"dispatcher.json", "tenantbatch.json"} {
+	// tenantbatch_unpaced.json predates the limiter (workflow.GetVersion
+	// "limiter-permits" keeps it replaying).
+	for _, file := range []string{"dispatcher.json", "tenantbatch.json", "tenantbatch_unpaced.json", "limiter.json"} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
 			r.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
+			r.RegisterWorkflowWithOptions(workflows.Limiter, workflow.RegisterOptions{Name: workflows.LimiterWorkflow})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", file)); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}
