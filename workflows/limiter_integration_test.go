@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"sort"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/secret"
+	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/limiter"
 	"github.com/socialproof/verifier/workflows"
@@ -27,6 +29,7 @@ import (
 type limiterWorld struct {
 	sim    *metasim.Sim
 	client client.Client
+	store  store.Store
 }
 
 const limiterSpeed = 120 // an hour in 30 s
@@ -79,7 +82,7 @@ func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim)) *li
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
-	return &limiterWorld{sim: sim, client: c}
+	return &limiterWorld{sim: sim, client: c, store: st}
 }
 
 // callsByToken is metasim's request log per token: simulated times of calls,
@@ -211,4 +214,62 @@ func keys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestLimiterStopsAfterThrottleUntilRegain: metasim throttles a premium
+// tenant's token with a regain time. After the throttled call no call is
+// made on that token until Meta's regain time, and every claim is still
+// decided, and decided right, afterwards.
+func TestLimiterStopsAfterThrottleUntilRegain(t *testing.T) {
+	const regain = 20 * time.Minute // simulated: 10 s at speed 120
+	lw := startLimiterWorld(t, 300, nil)
+	ctx := context.Background()
+	// Let verification get going, then throttle.
+	testenv.Eventually(t, time.Minute, 100*time.Millisecond, "calls on tok-brand-02", func() (bool, string) {
+		calls, _ := lw.callsByToken()
+		return len(calls["tok-brand-02"]) >= 20, fmt.Sprintf("%d calls", len(calls["tok-brand-02"]))
+	})
+	if err := lw.sim.Throttle("tok-brand-02", regain); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 3*time.Minute, time.Second, "every claim decided", func() (bool, string) {
+		stats, err := lw.store.Stats(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		open := 0
+		for _, s := range stats {
+			open += s.Pending + s.Leased
+		}
+		return open == 0, fmt.Sprintf("%d open", open)
+	})
+
+	var throttledAt time.Time
+	var after []time.Time
+	for _, r := range lw.sim.Requests() {
+		if r.TokenID != "tok-brand-02" {
+			continue
+		}
+		switch {
+		case r.Outcome == metasim.OutcomeThrottled && throttledAt.IsZero():
+			throttledAt = r.Time
+		case !throttledAt.IsZero():
+			after = append(after, r.Time)
+		}
+	}
+	if throttledAt.IsZero() {
+		t.Fatal("metasim never throttled the token")
+	}
+	if len(after) == 0 {
+		t.Fatal("no call after the throttle: the token's claims were never checked again")
+	}
+	if gap := after[0].Sub(throttledAt); gap < regain {
+		t.Fatalf("a call %v after the throttle; Meta asked for %v", gap, regain)
+	}
+	_, throttled := lw.callsByToken()
+	if throttled["tok-brand-02"] != 1 {
+		t.Fatalf("%d throttled calls, want just the one that found the block", throttled["tok-brand-02"])
+	}
+	t.Logf("throttled at %v; next call %v later (regain %v); %d calls after", throttledAt.Format(time.TimeOnly), after[0].Sub(throttledAt), regain, len(after))
+	checkVerdictsAgainstTruth(t, lw.store, lw.sim.Truth(), 300)
 }
