@@ -7,9 +7,9 @@
 #   SPEED        time acceleration (default 1: the schedule fires every minute)
 #   DEMO_CLAIMS  claims per demo tick (default 20), DEMO_EVERY seconds between ticks (default 10)
 #   DATA_DIR     where state and logs go (default .data, git-ignored)
-#   DEV_BUDGET   metasim's budget per token (default 20000/1h: until the
-#                per-token limiter paces calls, the demo gives tokens room
-#                instead of the plan's 200/1h)
+#   DEV_BUDGET   budget per demo token, in metasim and in the engine's
+#                limiters (default 20000/1h, so the demo trickle is decided in
+#                minutes; the plan's figure is 200/1h)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

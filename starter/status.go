@@ -3,12 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/socialproof/verifier/limiter"
+	"go.temporal.io/api/serviceerror"
 
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/workflows"
@@ -19,6 +23,14 @@ type Status struct {
 	Tenants  []TenantStatus  `json:"tenants"`
 	Total    TenantStatus    `json:"total"`
 	Schedule *ScheduleStatus `json:"schedule,omitempty"`
+	Limiters []LimiterStatus `json:"limiters,omitempty"`
+}
+
+// LimiterStatus is one token's limiter, as its `state` query answers.
+type LimiterStatus struct {
+	Token string         `json:"token"`
+	State *limiter.State `json:"state,omitempty"`
+	Error string         `json:"error,omitempty"` // e.g. not started yet
 }
 
 // TenantStatus counts one tenant's claims.
@@ -70,6 +82,11 @@ func status(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if *withTemporal {
 		s.Schedule = describeSchedule(ctx, c)
+		tokens, err := st.Tokens(ctx)
+		if err != nil {
+			return err
+		}
+		s.Limiters = describeLimiters(ctx, c, tokens)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(out)
@@ -103,6 +120,42 @@ func describeSchedule(ctx context.Context, c *command) *ScheduleStatus {
 		ss.LastRunAt = &t
 	}
 	return ss
+}
+
+func describeLimiters(ctx context.Context, c *command, tokens []store.Token) []LimiterStatus {
+	if len(tokens) == 0 {
+		return nil
+	}
+	tc, err := c.temporal()
+	if err != nil {
+		return []LimiterStatus{{Error: err.Error()}}
+	}
+	defer tc.Close()
+	out := make([]LimiterStatus, 0, len(tokens))
+	for _, tok := range tokens {
+		ls := LimiterStatus{Token: tok.ID}
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		v, err := tc.QueryWorkflow(qctx, limiter.WorkflowID(tok.ID), "", limiter.QueryState)
+		cancel()
+		if err != nil {
+			var nf *serviceerror.NotFound
+			if errors.As(err, &nf) {
+				ls.Error = "not started (starts on the first reservation)"
+			} else {
+				ls.Error = err.Error()
+			}
+			out = append(out, ls)
+			continue
+		}
+		var state limiter.State
+		if err := v.Get(&state); err != nil {
+			ls.Error = err.Error()
+		} else {
+			ls.State = &state
+		}
+		out = append(out, ls)
+	}
+	return out
 }
 
 // verdictColumns are printed in this order; any other verdict follows.
@@ -144,5 +197,31 @@ func printStatus(out io.Writer, s Status) {
 			}
 			fmt.Fprintf(out, "\nschedule %s: %d runs, paused=%v, next at %s\n", ss.ID, ss.Actions, ss.Paused, next)
 		}
+	}
+	if len(s.Limiters) > 0 {
+		fmt.Fprintln(out, "\nlimiters:")
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  token\tbudget\tused in window\tqueued\tcapacity\tnext free\tstate\t")
+		for _, l := range s.Limiters {
+			if l.State == nil {
+				fmt.Fprintf(tw, "  %s\t\t\t\t\t\t%s\t\n", l.Token, l.Error)
+				continue
+			}
+			st := l.State
+			state := "running"
+			switch {
+			case st.Paused:
+				state = "paused"
+			case st.BlockedUntil.After(time.Now()):
+				state = "throttled until " + st.BlockedUntil.Local().Format(time.TimeOnly)
+			}
+			capacity := max(st.CapacityPercent, 0)
+			if capacity == 0 {
+				capacity = 100
+			}
+			fmt.Fprintf(tw, "  %s\t%d/%s\t%d\t%d\t%d%%\t%s\t%s\t\n", l.Token, st.Budget.Calls, st.Budget.Window,
+				st.UsedInWindow, st.QueuedVerify+st.QueuedAudit, capacity, st.NextFree.Local().Format(time.TimeOnly), state)
+		}
+		_ = tw.Flush()
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 
@@ -138,6 +139,12 @@ func TestLimiterKeepsEveryTokenWithinBudget(t *testing.T) {
 
 	calls, throttled := lw.callsByToken()
 	lw.logStates(t, keys(calls))
+	total := 0
+	for _, ts := range calls {
+		total += len(ts)
+	}
+	events := lw.historyEvents(t)
+	t.Logf("%d Graph calls, %d history events: %.1f events per call", total, events, float64(events)/float64(total))
 	if len(calls) != 3 {
 		t.Fatalf("calls on %d tokens, want 3: %v", len(calls), keys(calls))
 	}
@@ -187,6 +194,24 @@ func TestLimiterSlowsWhenOthersUseTheToken(t *testing.T) {
 	}
 	if other := maxInWindow(calls["tok-brand-03"], time.Hour); other < 150 {
 		t.Errorf("tok-brand-03 slowed too: %d calls in its busiest hour", other)
+	}
+}
+
+// historyEvents adds up the history length of every workflow run so far.
+func (lw *limiterWorld) historyEvents(t *testing.T) int {
+	n := 0
+	var token []byte
+	for {
+		resp, err := lw.client.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{NextPageToken: token, PageSize: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range resp.Executions {
+			n += int(e.HistoryLength)
+		}
+		if token = resp.NextPageToken; len(token) == 0 {
+			return n
+		}
 	}
 }
 
