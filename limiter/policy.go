@@ -20,12 +20,17 @@ type Policy struct {
 	// BlockWithoutRegain is how long to stop after a throttle when Meta
 	// gives no regain time (app throttles, code 4), in the bucket's time.
 	BlockWithoutRegain time.Duration
+	// NoisePercent: a gap this small between Meta's figure and ours is
+	// rounding and timing (Meta counts a call we have not yet counted), not
+	// someone else.
+	NoisePercent int
 }
 
-// DefaultPolicy for a budget window: 5% margin, and a throttle without a
-// regain time stops the token for a twelfth of its window (5 minutes an hour).
+// DefaultPolicy for a budget window: 5% margin, 2% noise, and a throttle
+// without a regain time stops the token for a twelfth of its window (5
+// minutes an hour).
 func DefaultPolicy(window time.Duration) Policy {
-	return Policy{MarginPercent: 5, BlockWithoutRegain: window / 12}
+	return Policy{MarginPercent: 5, BlockWithoutRegain: window / 12, NoisePercent: 2}
 }
 
 // Apply folds a report into the bucket.
@@ -54,6 +59,9 @@ func (p Policy) Apply(b *Bucket, r Report) {
 	}
 	own := b.UsedAt(r.At) * 100 / b.Budget.Calls
 	others := max(0, r.UsagePercent-own)
+	if others <= p.NoisePercent {
+		others = 0
+	}
 	b.CapacityPercent = 100
 	if others > 0 {
 		// Others' calls between our reports go unseen: keep a margin.

@@ -26,6 +26,7 @@ func TestPolicy(t *testing.T) {
 	}{
 		{"usage matches our own calls: full speed", withOwn(100), limiter.Report{At: t1, UsagePercent: 50}, 100, 0},
 		{"others use 40%: we keep 55%", withOwn(20), limiter.Report{At: t1, UsagePercent: 50}, 55, 0},
+		{"Meta counts a call more than we do: noise, full speed", withOwn(100), limiter.Report{At: t1, UsagePercent: 52}, 100, 0},
 		{"others use 90%: we slow to 5%", withOwn(0), limiter.Report{At: t1, UsagePercent: 90}, 5, 0},
 		{"others use everything: one call a window to probe", withOwn(0), limiter.Report{At: t1, UsagePercent: 100}, 1, 0},
 		{"no usage header: unchanged", withOwn(10), limiter.Report{At: t1, UsagePercent: -1}, 0, 0},

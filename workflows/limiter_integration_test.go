@@ -207,7 +207,12 @@ func (lw *limiterWorld) historyEvents(t *testing.T) int {
 			t.Fatal(err)
 		}
 		for _, e := range resp.Executions {
-			n += int(e.HistoryLength)
+			// Visibility's count lags for running workflows; Describe does not.
+			d, err := lw.client.DescribeWorkflowExecution(context.Background(), e.Execution.WorkflowId, e.Execution.RunId)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += int(d.WorkflowExecutionInfo.HistoryLength)
 		}
 		if token = resp.NextPageToken; len(token) == 0 {
 			return n
