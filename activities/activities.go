@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"go.temporal.io/sdk/activity"
@@ -30,11 +31,19 @@ type Activities struct {
 	// Speed is the time acceleration (config.Speed): Meta's regain times are
 	// simulated minutes, divided by it.
 	Speed float64
+	// LimiterRunLength is passed to limiters this worker starts (see
+	// limiter.StartInput.RunLength); 0 leaves continue-as-new to the server.
+	LimiterRunLength int64
 	// Now is the clock for leases and backoffs; nil means time.Now.
 	Now func() time.Time
 
 	blocked   blocks // tokens Meta throttled, as seen by this worker
 	reserving gates  // Updates in flight per limiter
+
+	// ReservationsAnswered counts the reservations this worker's activities
+	// got an answer to. (A field, not a method: every exported method of
+	// Activities is registered as an activity.)
+	ReservationsAnswered atomic.Int64
 }
 
 func (a *Activities) now() time.Time {

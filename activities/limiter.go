@@ -55,9 +55,10 @@ func (a *Activities) reserve(ctx context.Context, in ReserveInput) (limiter.Rese
 		WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		TypedSearchAttributes:    temporal.NewSearchAttributes(tokenIDKey.ValueSet(in.TokenID)),
 	}, limiter.WorkflowType, limiter.StartInput{
-		TokenID: in.TokenID,
-		Budget:  limiter.BudgetSetting{Calls: tok.BudgetCalls, Window: tok.BudgetWindow},
-		Speed:   a.speed(),
+		TokenID:   in.TokenID,
+		Budget:    limiter.BudgetSetting{Calls: tok.BudgetCalls, Window: tok.BudgetWindow},
+		Speed:     a.speed(),
+		RunLength: a.LimiterRunLength,
 	})
 	h, err := a.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
 		StartWorkflowOperation: start,
@@ -74,6 +75,7 @@ func (a *Activities) reserve(ctx context.Context, in ReserveInput) (limiter.Rese
 	if err := h.Get(ctx, &resp); err != nil {
 		return resp, fmt.Errorf("reserve %d permits on %s: %w", in.N, in.TokenID, err)
 	}
+	a.ReservationsAnswered.Add(1)
 	return resp, nil
 }
 

@@ -36,6 +36,9 @@ type StartInput struct {
 	TokenID string
 	Budget  BudgetSetting
 	Speed   float64 // budget windows run this much faster in wall time
+	// RunLength, when > 0, continues-as-new after that many reservations
+	// even before the server suggests it (tests force many runs with it).
+	RunLength int64 `json:",omitempty"`
 	// Carried over continue-as-new; nil on first start.
 	Carried *Carried `json:",omitempty"`
 }

@@ -152,10 +152,15 @@ func Limiter(ctx workflow.Context, in limiter.StartInput) error {
 	}
 	upsertMemo()
 	memoAt := l.reservations
+	runStart := l.reservations
+	continueAsNew := func() bool {
+		return workflow.GetInfo(ctx).GetContinueAsNewSuggested() ||
+			(in.RunLength > 0 && l.reservations-runStart >= in.RunLength)
+	}
 	for {
 		err := workflow.Await(ctx, func() bool {
 			return reportCh.Len() > 0 || budgetCh.Len() > 0 || pauseCh.Len() > 0 || resumeCh.Len() > 0 ||
-				l.reservations >= memoAt+50 || workflow.GetInfo(ctx).GetContinueAsNewSuggested()
+				l.reservations >= memoAt+50 || continueAsNew()
 		})
 		if err != nil {
 			return err
@@ -164,7 +169,7 @@ func Limiter(ctx workflow.Context, in limiter.StartInput) error {
 			upsertMemo()
 			memoAt = l.reservations
 		}
-		if workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		if continueAsNew() {
 			// Let running Update handlers finish and take in every signal
 			// already delivered, so nothing is lost across the new run.
 			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {

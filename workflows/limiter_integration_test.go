@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -31,11 +33,12 @@ type limiterWorld struct {
 	sim    *metasim.Sim
 	client client.Client
 	store  store.Store
+	acts   *activities.Activities
 }
 
 const limiterSpeed = 120 // an hour in 30 s
 
-func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim)) *limiterWorld {
+func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim), runLength int64) *limiterWorld {
 	t.Helper()
 	ctx := context.Background()
 	const appSecret = "limiter-test-secret"
@@ -61,14 +64,16 @@ func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim)) *li
 
 	c := testenv.DevServer(t)
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w, &activities.Activities{
-		Store:           st,
-		Graph:           graph.New(graph.Config{BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
-		PlatformTokenID: tenants.PlatformToken,
-		Temporal:        c,
-		TaskQueue:       workflows.TaskQueue,
-		Speed:           limiterSpeed,
-	})
+	acts := &activities.Activities{
+		Store:            st,
+		Graph:            graph.New(graph.Config{BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
+		PlatformTokenID:  tenants.PlatformToken,
+		Temporal:         c,
+		TaskQueue:        workflows.TaskQueue,
+		Speed:            limiterSpeed,
+		LimiterRunLength: runLength,
+	}
+	workflows.Register(w, acts)
 	if err := w.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +88,7 @@ func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim)) *li
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
-	return &limiterWorld{sim: sim, client: c, store: st}
+	return &limiterWorld{sim: sim, client: c, store: st, acts: acts}
 }
 
 // callsByToken is metasim's request log per token: simulated times of calls,
@@ -133,7 +138,7 @@ func inWindow(ts []time.Time, from time.Time, w time.Duration) int {
 // budget in any rolling window, Meta never throttles, and while claims wait
 // each token uses at least 95% of its budget.
 func TestLimiterKeepsEveryTokenWithinBudget(t *testing.T) {
-	lw := startLimiterWorld(t, 3000, nil)
+	lw := startLimiterWorld(t, 3000, nil, 0)
 	const windows = 2.5
 	time.Sleep(time.Duration(windows * float64(time.Hour) / limiterSpeed))
 
@@ -177,7 +182,7 @@ func TestLimiterSlowsWhenOthersUseTheToken(t *testing.T) {
 		if err := sim.SetUsageFloor("platform", 90); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, 0)
 	time.Sleep(time.Duration(2 * float64(time.Hour) / limiterSpeed))
 	calls, throttled := lw.callsByToken()
 	platform := calls["platform"]
@@ -252,7 +257,7 @@ func keys[V any](m map[string]V) []string {
 // decided, and decided right, afterwards.
 func TestLimiterStopsAfterThrottleUntilRegain(t *testing.T) {
 	const regain = 20 * time.Minute // simulated: 10 s at speed 120
-	lw := startLimiterWorld(t, 300, nil)
+	lw := startLimiterWorld(t, 300, nil, 0)
 	ctx := context.Background()
 	// Let verification get going, then throttle.
 	testenv.Eventually(t, time.Minute, 100*time.Millisecond, "calls on tok-brand-02", func() (bool, string) {
@@ -302,4 +307,65 @@ func TestLimiterStopsAfterThrottleUntilRegain(t *testing.T) {
 	}
 	t.Logf("throttled at %v; next call %v later (regain %v); %d calls after", throttledAt.Format(time.TimeOnly), after[0].Sub(throttledAt), regain, len(after))
 	checkVerdictsAgainstTruth(t, lw.store, lw.sim.Truth(), 300)
+}
+
+// TestLimiterContinuesAsNewUnderLoad forces a limiter through many
+// continue-as-new cycles (every 20 reservations) while callers reserve and
+// operators signal: no reservation and no signal is lost, and the budget
+// holds across runs.
+func TestLimiterContinuesAsNewUnderLoad(t *testing.T) {
+	lw := startLimiterWorld(t, 600, nil, 20)
+	ctx := context.Background()
+	// Operators change the platform token's budget while runs roll over;
+	// the last one must stick.
+	for i, calls := range []int{180, 190, 200} {
+		time.Sleep(5 * time.Second)
+		if err := lw.client.SignalWorkflow(ctx, limiter.WorkflowID("platform"), "", limiter.SignalSetBudget,
+			limiter.BudgetSetting{Calls: calls, Window: "1h"}); err != nil {
+			t.Fatalf("signal %d: %v", i, err)
+		}
+	}
+	time.Sleep(10 * time.Second)
+
+	var reservations int64
+	for _, token := range []string{"platform", "tok-brand-02", "tok-brand-03"} {
+		v, err := lw.client.QueryWorkflow(ctx, limiter.WorkflowID(token), "", limiter.QueryState)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st limiter.State
+		if err := v.Get(&st); err != nil {
+			t.Fatal(err)
+		}
+		reservations += st.Reservations
+		if token == "platform" && st.Budget.Calls != 200 {
+			t.Errorf("platform budget %d after the last set-budget (200): a signal was lost", st.Budget.Calls)
+		}
+		resp, err := lw.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", limiter.WorkflowID(token)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d runs continued as new, %d reservations", token, len(resp.Executions), st.Reservations)
+		if len(resp.Executions) < 3 {
+			t.Errorf("%s continued as new %d times; want several", token, len(resp.Executions))
+		}
+	}
+	// Every reservation an activity got an answer to is counted by the
+	// limiter (an Update caught by a continue-as-new is retried, not lost;
+	// the limiter may count a few more whose answers were still in flight).
+	if got := lw.acts.ReservationsAnswered.Load(); reservations < got {
+		t.Errorf("limiters counted %d reservations, activities got answers to %d: reservations lost", reservations, got)
+	}
+	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" {
+		recordHistory(t, lw.client, fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", limiter.WorkflowID("platform")),
+			filepath.Join(dir, "limiter_continued.json"))
+	}
+	calls, throttled := lw.callsByToken()
+	for token, ts := range calls {
+		if peak := maxInWindow(ts, time.Hour); peak > 200 || throttled[token] > 0 {
+			t.Errorf("%s: peak %d calls in a rolling hour, %d throttled", token, peak, throttled[token])
+		}
+	}
 }

@@ -252,43 +252,46 @@ func checkBatchesVisible(t *testing.T, c client.Client, tenants []store.Tenant) 
 // recordHistories writes a history of each workflow type for the replay
 // tests (RECORD_HISTORIES=$PWD/workflows/testdata go test -run TestPipeline/sqlite ./workflows).
 func recordHistories(t *testing.T, c client.Client, dir string) {
-	ctx := context.Background()
 	for _, r := range []struct{ workflowType, status, file string }{
 		{workflows.DispatcherWorkflow, "Completed", "dispatcher.json"},
 		{workflows.TenantBatchWorkflow, "Completed", "tenantbatch.json"},
 		{workflows.LimiterWorkflow, "Running", "limiter.json"},
 	} {
-		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = '%s'", r.workflowType, r.status),
-		})
-		if err != nil || len(resp.Executions) == 0 {
-			t.Fatalf("no %s %s to record: %v", r.status, r.workflowType, err)
+		recordHistory(t, c, fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = '%s'", r.workflowType, r.status), filepath.Join(dir, r.file))
+	}
+}
+
+// recordHistory writes the longest history among the runs a visibility
+// query finds, as `temporal workflow show --output json` would.
+func recordHistory(t *testing.T, c client.Client, query, path string) {
+	t.Helper()
+	ctx := context.Background()
+	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
+	if err != nil || len(resp.Executions) == 0 {
+		t.Fatalf("no run to record for %s: %v", query, err)
+	}
+	best := resp.Executions[0]
+	for _, e := range resp.Executions {
+		if e.HistoryLength > best.HistoryLength {
+			best = e
 		}
-		// The run with the longest history shows the most paths.
-		best := resp.Executions[0]
-		for _, e := range resp.Executions {
-			if e.HistoryLength > best.HistoryLength {
-				best = e
-			}
-		}
-		iter := c.GetWorkflowHistory(ctx, best.Execution.WorkflowId, best.Execution.RunId, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		var events []json.RawMessage
-		for iter.HasNext() {
-			ev, err := iter.Next()
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := protojson.Marshal(ev)
-			if err != nil {
-				t.Fatal(err)
-			}
-			events = append(events, b)
-		}
-		out, _ := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
-		path := filepath.Join(dir, r.file)
-		if err := os.WriteFile(path, out, 0o644); err != nil {
+	}
+	iter := c.GetWorkflowHistory(ctx, best.Execution.WorkflowId, best.Execution.RunId, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	var events []json.RawMessage
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("recorded %s (%d events) to %s", best.Execution.WorkflowId, len(events), path)
+		b, err := protojson.Marshal(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		events = append(events, b)
 	}
+	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %s (%d events) to %s", best.Execution.WorkflowId, len(events), path)
 }

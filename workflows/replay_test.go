@@ -16,7 +16,8 @@ import (
 func TestReplay(t *testing.T) {
 	// tenantbatch_unpaced.json predates the limiter (workflow.GetVersion
 	// "limiter-permits" keeps it replaying).
-	for _, file := range []string{"dispatcher.json", "tenantbatch.json", "tenantbatch_unpaced.json", "limiter.json"} {
+	// limiter_continued.json is a limiter run that ended in continue-as-new.
+	for _, file := range []string{"dispatcher.json", "tenantbatch.json", "tenantbatch_unpaced.json", "limiter.json", "limiter_continued.json"} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
