@@ -12,7 +12,6 @@ import (
 
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
@@ -63,24 +62,14 @@ func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim), run
 	submitAll(t, st, valid)
 
 	c := testenv.DevServer(t)
-	w := worker.New(c, workflows.TaskQueue, worker.Options{})
 	acts := &activities.Activities{
 		Store:            st,
 		Graph:            graph.New(graph.Config{BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
 		PlatformTokenID:  tenants.PlatformToken,
-		Temporal:         c,
-		TaskQueue:        workflows.TaskQueue,
 		Speed:            limiterSpeed,
 		LimiterRunLength: runLength,
 	}
-	workflows.Register(w, acts)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	if _, err := workflows.EnsureSearchAttributes(ctx, c, "default"); err != nil {
-		t.Fatal(err)
-	}
+	startWorker(t, c, acts)
 	cfg := config.Default()
 	cfg.Speed = limiterSpeed
 	cfg.Interval = 2 * time.Minute // the Schedule fires at most once a second

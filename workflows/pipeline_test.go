@@ -99,25 +99,12 @@ func runPipeline(t *testing.T, backend string) {
 	}
 
 	c := testenv.DevServer(t)
-	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w, &activities.Activities{
-		Store: st,
-		Graph: graph.New(graph.Config{
-			BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret),
-		}),
+	startWorker(t, c, &activities.Activities{
+		Store:           st,
+		Graph:           graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
 		PlatformTokenID: tenants.PlatformToken,
-		Temporal:        c,
-		TaskQueue:       workflows.TaskQueue,
 		Speed:           pipelineSpeed,
 	})
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-
-	if _, err := workflows.EnsureSearchAttributes(ctx, c, "default"); err != nil {
-		t.Fatal(err)
-	}
 	cfg := config.Default()
 	cfg.Speed = pipelineSpeed
 	cfg.BatchSize = 500
@@ -157,6 +144,23 @@ func runPipeline(t *testing.T, backend string) {
 	}
 	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" && backend == testenv.SQLite {
 		recordHistories(t, c, dir)
+	}
+}
+
+// startWorker runs a worker with every workflow and the given activities
+// (their Temporal client and task queue filled in) on c, with the search
+// attributes created, as `starter setup` and the worker main do.
+func startWorker(t *testing.T, c client.Client, acts *activities.Activities) {
+	t.Helper()
+	acts.Temporal, acts.TaskQueue = c, workflows.TaskQueue
+	w := worker.New(c, workflows.TaskQueue, worker.Options{})
+	workflows.Register(w, acts)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	if _, err := workflows.EnsureSearchAttributes(context.Background(), c, "default"); err != nil {
+		t.Fatal(err)
 	}
 }
 
