@@ -22,8 +22,9 @@ import (
 
 // Verdict methods.
 const (
-	MethodGraph = "graph" // decided by reading the Graph API
-	MethodRule  = "rule"  // decided by a rule, without a call (unverifiable kinds)
+	MethodGraph  = "graph"  // decided by reading the Graph API
+	MethodRule   = "rule"   // decided by a rule, without a call (unverifiable kinds)
+	MethodSample = "sample" // approved because the batch's sample passed the sampling plan
 )
 
 // maxPagesPerClaim bounds how deep one claim's check pages through a busy

@@ -58,7 +58,7 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 			ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
 				TenantIDKey.ValueSet(g.TenantID),
-				VerificationModeKey.ValueSet(ModeVerify),
+				VerificationModeKey.ValueSet(in.Batch.mode()),
 			),
 		})
 		f := workflow.ExecuteChildWorkflow(cctx, TenantBatchWorkflow, TenantBatchInput{

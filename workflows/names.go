@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/socialproof/verifier/internal/policy"
 )
 
 // TaskQueue is where the worker polls for every workflow and activity.
@@ -36,9 +38,10 @@ var (
 // SearchAttributeKeys lists the custom search attributes, for setup.
 var SearchAttributeKeys = []temporal.SearchAttributeKeyKeyword{TenantIDKey, TokenIDKey, VerificationModeKey}
 
-// Verification modes shown in the VerificationMode search attribute.
+// Verification modes, shown in the VerificationMode search attribute.
 const (
-	ModeVerify = "verify" // every verifiable claim checked with the Graph API
+	ModeVerify = string(policy.ModeVerify) // every verifiable claim checked with the Graph API
+	ModeSample = string(policy.ModeSample) // standard tenants: a sequential sample decides the batch
 )
 
 // BatchWorkflowID is `batch/<tenant-id>/<dispatch time>`.

@@ -119,6 +119,7 @@ func NewScheduleConfig(cfg config.Config) ScheduleConfig {
 			Batch: func() BatchSettings {
 				s := DefaultBatchSettings()
 				s.RecheckDelay = cfg.RecheckDelay
+				s.Mode = cfg.Mode
 				return s.Scaled(cfg.Speed)
 			}(),
 		},

@@ -9,6 +9,7 @@ import (
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/limiter"
 )
@@ -16,6 +17,9 @@ import (
 // BatchSettings tune a TenantBatch. Durations are wall-clock (already divided
 // by the speed factor by whoever builds them).
 type BatchSettings struct {
+	// Mode for standard tenants: ModeVerify (default) or ModeSample. Premium
+	// tenants are always verified with their own token.
+	Mode         string        `json:",omitempty"`
 	RecheckDelay time.Duration // grace before a claim without evidence is checked again, then rejected
 	RetryDelay   time.Duration // pause between passes over claims that failed transiently
 	Passes       int           // passes over transient failures before handing claims back
@@ -59,6 +63,13 @@ func (s BatchSettings) Scaled(speed float64) BatchSettings {
 	return s
 }
 
+func (s BatchSettings) mode() string {
+	if s.Mode == "" {
+		return ModeVerify
+	}
+	return s.Mode
+}
+
 func (s BatchSettings) withDefaults() BatchSettings {
 	d := DefaultBatchSettings()
 	if s.ChunkSize <= 0 {
@@ -97,6 +108,13 @@ type Progress struct {
 	AlreadyDecided  int
 	Calls           int    // Graph API calls made
 	Alert           string `json:",omitempty"` // e.g. the token is broken
+	// Sampling (mode sample): how many claims were sampled, how many had no
+	// evidence on their first check, the plan's verdict, and the claims
+	// approved by it.
+	Sampled          int    `json:",omitempty"`
+	SampleFailed     int    `json:",omitempty"`
+	SampleVerdict    string `json:",omitempty"`
+	ApprovedBySample int    `json:",omitempty"`
 }
 
 // tenantBatch is one TenantBatch run's state.
@@ -168,7 +186,15 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	}
 
 	b.setPhase(ctx, "verifying")
-	absent := b.verifyWithRetries(ctx, plan.TokenID, plan.Verifiable)
+	var absent []int64
+	if b.s.mode() == ModeSample && plan.Tier == store.TierStandard {
+		var err error
+		if absent, err = b.sample(ctx, plan); err != nil {
+			return b.progress, err
+		}
+	} else {
+		absent = b.verifyWithRetries(ctx, plan.TokenID, plan.Verifiable)
+	}
 
 	if len(absent) > 0 {
 		b.progress.AwaitingRecheck = len(absent)
@@ -190,6 +216,61 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 		}
 	}
 	return b.finish(ctx)
+}
+
+// sample checks a growing sample of the batch, in an order drawn from the
+// workflow's identity, until the sampling plan decides: approve the rest
+// (approved_by_sample, provisional until audited) or escalate (verify the
+// rest, claim by claim). A claim without evidence on its first check counts
+// as a failure for the decision (Meta's data may lag; it is rejected only
+// after the grace re-check), so doubt leans towards verifying more. It
+// returns the claims to re-check.
+func (b *tenantBatch) sample(ctx workflow.Context, plan activities.Plan) ([]int64, error) {
+	sp := policy.DefaultSamplingPlan()
+	order := policy.SampleOrder(plan.Verifiable, workflow.GetInfo(ctx).WorkflowExecution.ID)
+	n := len(order)
+	var absent []int64
+	checked, failed := 0, 0
+	verdict := policy.Continue
+	pos, next := 0, sp.InitialSample(n)
+	for pos < n {
+		round := order[pos:next]
+		deferredBefore := len(b.deferrals)
+		roundAbsent := b.verifyWithRetries(ctx, plan.TokenID, round)
+		absent = append(absent, roundAbsent...)
+		checked += len(round) - (len(b.deferrals) - deferredBefore) // claims handed back are not in the sample
+		failed += len(roundAbsent)
+		pos = next
+		b.progress.Sampled, b.progress.SampleFailed = checked, failed
+		if verdict = sp.Decide(n, checked, failed); verdict != policy.Continue {
+			break
+		}
+		next = min(n, pos+sp.MinSample)
+	}
+	b.progress.SampleVerdict = verdict.String()
+	rest := order[pos:]
+	if len(rest) == 0 {
+		return absent, nil
+	}
+	if verdict == policy.Escalate {
+		b.setPhase(ctx, "escalated")
+		return append(absent, b.verifyWithRetries(ctx, plan.TokenID, rest)...), nil
+	}
+	// Approve: the rest of the batch on the sample's word, provisionally.
+	evidence := fmt.Sprintf(`{"sampled":%d,"failed_first_check":%d,"batch":%d,"plan":"SPRT p0=%.2f p1=%.2f beta=%.2f alpha=%.2f"}`,
+		checked, failed, n, sp.AcceptableFailure, sp.RejectableFailure, sp.ConsumerRisk, sp.ProducerRisk)
+	decisions := make([]store.Decision, len(rest))
+	for i, id := range rest {
+		decisions[i] = store.Decision{ClaimID: id, Verdict: store.VerdictApprovedBySample, Method: activities.MethodSample, Evidence: evidence}
+	}
+	var a *activities.Activities
+	var recorded int
+	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+	if err := workflow.ExecuteActivity(sctx, a.RecordVerdicts, decisions).Get(ctx, &recorded); err != nil {
+		return absent, err
+	}
+	b.progress.ApprovedBySample = recorded
+	return absent, nil
 }
 
 // verifyWithRetries checks claims, retrying transient failures for a few

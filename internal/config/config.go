@@ -35,6 +35,9 @@ type Config struct {
 	BatchSize    int           // claims per Dispatcher run
 	LeaseTTL     time.Duration // how long a claimed batch stays leased without renewal (before Speed)
 	RecheckDelay time.Duration // grace before a claim without evidence is checked again and rejected (before Speed)
+	// Mode for standard tenants: "verify" (every claim checked) or "sample"
+	// (a sequential sample decides the batch; see internal/policy).
+	Mode string
 
 	LogLevel string
 }
@@ -55,6 +58,7 @@ func Default() Config {
 		BatchSize:       500,
 		LeaseTTL:        10 * time.Minute,
 		RecheckDelay:    2 * time.Minute,
+		Mode:            "verify",
 		LogLevel:        "info",
 	}
 }
@@ -90,6 +94,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "claims per Dispatcher run (env BATCH_SIZE)")
 	dur(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease on claimed claims before speed-up")
 	dur(&c.RecheckDelay, "recheck-delay", "RECHECK_DELAY", "grace before re-checking a claim without evidence, before speed-up")
+	str(&c.Mode, "mode", "VERIFICATION_MODE", "standard tenants: verify (every claim) or sample (a sequential sample decides the batch)")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 }
 
@@ -114,6 +119,9 @@ func (c Config) Validate() error {
 	}
 	if c.Scaled(c.Interval) < time.Second {
 		errs = append(errs, fmt.Errorf("interval %v at speed %v is under a second, the Schedule's resolution", c.Interval, c.Speed))
+	}
+	if c.Mode != "verify" && c.Mode != "sample" {
+		errs = append(errs, fmt.Errorf("mode must be verify or sample, got %q", c.Mode))
 	}
 	if c.AppSecretRef != "" {
 		if err := secret.CheckRef(c.AppSecretRef); err != nil {

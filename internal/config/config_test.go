@@ -41,6 +41,7 @@ func TestValidate(t *testing.T) {
 		{"interval under a second", func(c *config.Config) { c.Speed = 600 }, "under a second"},
 		{"raw app secret", func(c *config.Config) { c.AppSecretRef = "s3cr3t" }, "app secret"},
 		{"no store", func(c *config.Config) { c.StoreURL = "" }, "store URL"},
+		{"unknown mode", func(c *config.Config) { c.Mode = "trust" }, "mode must be"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -117,14 +117,20 @@ func (p SamplingPlan) logLikelihoodRatio(sampled, failed int) float64 {
 }
 
 // PickSample chooses k of ids deterministically from a seed (a workflow
-// identity): the same batch and seed always give the same sample, so a
-// workflow's choice replays, and shows in its history. Each id's rank is a
-// hash of seed and id, so the sample is spread over users and targets
-// independent of the ids' order.
+// identity), sorted: the first k of SampleOrder.
 func PickSample(ids []int64, k int, seed string) []int64 {
-	if k >= len(ids) {
-		return slices.Clone(ids)
-	}
+	order := SampleOrder(ids, seed)
+	out := order[:min(k, len(order))]
+	slices.Sort(out)
+	return out
+}
+
+// SampleOrder ranks ids for sampling: a sample of k is the first k, and a
+// larger one extends it. The same ids and seed always give the same order,
+// so a workflow's choice replays and shows in its history. Each id's rank is
+// a hash of seed and id, so samples spread over users and targets whatever
+// the ids' order.
+func SampleOrder(ids []int64, seed string) []int64 {
 	type ranked struct {
 		id   int64
 		rank uint64
@@ -137,10 +143,9 @@ func PickSample(ids []int64, k int, seed string) []int64 {
 	slices.SortFunc(rs, func(a, b ranked) int {
 		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(a.id, b.id))
 	})
-	out := make([]int64, k)
+	out := make([]int64, len(rs))
 	for i := range out {
 		out[i] = rs[i].id
 	}
-	slices.Sort(out)
 	return out
 }
