@@ -316,6 +316,10 @@ func TestLimiterContinuesAsNewUnderLoad(t *testing.T) {
 	}
 	time.Sleep(10 * time.Second)
 
+	// Read the activities' count first: every answer they got was counted by
+	// a limiter before it was sent, so the limiters' counts, read after,
+	// cannot be lower unless a reservation was lost.
+	answered := lw.acts.ReservationsAnswered.Load()
 	var reservations int64
 	for _, token := range []string{"platform", "tok-brand-02", "tok-brand-03"} {
 		v, err := lw.client.QueryWorkflow(ctx, limiter.WorkflowID(token), "", limiter.QueryState)
@@ -330,22 +334,25 @@ func TestLimiterContinuesAsNewUnderLoad(t *testing.T) {
 		if token == "platform" && st.Budget.Calls != 200 {
 			t.Errorf("platform budget %d after the last set-budget (200): a signal was lost", st.Budget.Calls)
 		}
-		resp, err := lw.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", limiter.WorkflowID(token)),
+		// Visibility lags the runs a little: wait for it to show them.
+		runs := 0
+		testenv.Eventually(t, 15*time.Second, 500*time.Millisecond, token+" runs continued as new", func() (bool, string) {
+			resp, err := lw.client.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+				Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", limiter.WorkflowID(token)),
+			})
+			if err != nil {
+				return false, err.Error()
+			}
+			runs = len(resp.Executions)
+			return runs >= 3, fmt.Sprintf("%d runs", runs)
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s: %d runs continued as new, %d reservations", token, len(resp.Executions), st.Reservations)
-		if len(resp.Executions) < 3 {
-			t.Errorf("%s continued as new %d times; want several", token, len(resp.Executions))
-		}
+		t.Logf("%s: %d runs continued as new, %d reservations", token, runs, st.Reservations)
 	}
 	// Every reservation an activity got an answer to is counted by the
 	// limiter (an Update caught by a continue-as-new is retried, not lost;
-	// the limiter may count a few more whose answers were still in flight).
-	if got := lw.acts.ReservationsAnswered.Load(); reservations < got {
-		t.Errorf("limiters counted %d reservations, activities got answers to %d: reservations lost", reservations, got)
+	// the limiter may count more: answers in flight, reservations since).
+	if reservations < answered {
+		t.Errorf("limiters counted %d reservations, activities got answers to %d: reservations lost", reservations, answered)
 	}
 	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" {
 		recordHistory(t, lw.client, fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", limiter.WorkflowID("platform")),
