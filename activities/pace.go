@@ -113,8 +113,11 @@ func (p *pacer) after(usage graph.Usage, err error) {
 	}
 	var ge *graph.Error
 	if errors.As(err, &ge) && ge.Class == graph.Throttled {
+		// Meta's regain time is in simulated minutes: from here on, the
+		// error, the deferral and the limiter all see wall time.
+		ge.RetryAfter = p.a.wall(ge.RetryAfter)
 		r.Throttled = true
-		r.RegainAfter = p.a.wall(ge.RetryAfter)
+		r.RegainAfter = ge.RetryAfter
 		block := r.RegainAfter
 		if block <= 0 {
 			block = p.a.wall(defaultThrottleBlock)

@@ -219,9 +219,6 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			}
 		case errors.As(err, &ge):
 			res.Usage = ge.Usage
-			if ge.Class == graph.Throttled && ge.Op != "limiter" {
-				ge.RetryAfter = a.wall(ge.RetryAfter) // Meta's minutes are simulated time
-			}
 			f := Failed{ClaimID: c.ID, Class: ge.Class, Reason: ge.Error(), RetryAfter: ge.RetryAfter}
 			res.Deferred = append(res.Deferred, f)
 			if ge.Class == graph.Throttled || ge.Class == graph.TokenBroken {
