@@ -26,16 +26,8 @@ var tokenIDKey = temporal.NewSearchAttributeKeyKeyword(limiter.TokenIDAttribute)
 // ReservePermits reserves permits from the token's limiter workflow with
 // Update-with-Start: the limiter starts on first use, with the budget the
 // store configures for the token, and answers at once.
+// The Graph activity calls it too, for more permits mid-chunk.
 func (a *Activities) ReservePermits(ctx context.Context, in ReserveInput) (limiter.ReserveResponse, error) {
-	return a.reserve(ctx, in)
-}
-
-// maxReservationsInFlight bounds concurrent Updates to one limiter from this
-// worker: the server admits 10 in flight per workflow, and past about 8
-// callers its throughput collapses.
-const maxReservationsInFlight = 4
-
-func (a *Activities) reserve(ctx context.Context, in ReserveInput) (limiter.ReserveResponse, error) {
 	var resp limiter.ReserveResponse
 	release, err := a.reserving.acquire(ctx, in.TokenID)
 	if err != nil {
@@ -120,6 +112,11 @@ func (b *blocks) get(token string) time.Time {
 	defer b.mu.Unlock()
 	return b.until[token]
 }
+
+// maxReservationsInFlight bounds concurrent Updates to one limiter from this
+// worker: the server admits 10 in flight per workflow, and past about 8
+// callers its throughput collapses.
+const maxReservationsInFlight = 4
 
 // gates holds one semaphore per token.
 type gates struct {

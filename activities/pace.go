@@ -84,7 +84,7 @@ func (p *pacer) reserveMore() bool {
 	deadline, hasDeadline := p.ctx.Deadline()
 	for {
 		n := min(morePermits, max(1, p.claimsLeft))
-		resp, err := p.a.reserve(p.ctx, ReserveInput{TokenID: p.tokenID, N: n, Class: limiter.Verify, Reports: p.reports})
+		resp, err := p.a.ReservePermits(p.ctx, ReserveInput{TokenID: p.tokenID, N: n, Class: limiter.Verify, Reports: p.reports})
 		if err != nil || resp.Paused {
 			return false
 		}

@@ -23,15 +23,13 @@ type tokenLimiter struct {
 
 func newTokenLimiter(in limiter.StartInput) (*tokenLimiter, error) {
 	l := &tokenLimiter{in: in}
+	if c := in.Carried; c != nil {
+		l.bucket, l.lastReport, l.reservations = c.Bucket, c.LastReport, c.Reservations
+	}
+	// The budget (and what derives from it) comes from the input, which
+	// carries the latest set-budget across continue-as-new.
 	if err := l.setBudget(in.Budget); err != nil {
 		return nil, err
-	}
-	if c := in.Carried; c != nil {
-		budget, guard, horizon := l.bucket.Budget, l.bucket.Guard, l.bucket.Horizon
-		l.bucket = c.Bucket
-		l.bucket.Budget, l.bucket.Guard, l.bucket.Horizon = budget, guard, horizon
-		l.lastReport = c.LastReport
-		l.reservations = c.Reservations
 	}
 	return l, nil
 }
@@ -75,7 +73,6 @@ func (l *tokenLimiter) state(now time.Time) limiter.State {
 func (l *tokenLimiter) report(r limiter.UsageReport, now time.Time) {
 	for _, rep := range r.Reports {
 		l.policy.Apply(&l.bucket, rep)
-		rep := rep
 		l.lastReport = &rep
 	}
 	l.bucket.Release(now, r.Release)
