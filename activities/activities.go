@@ -7,6 +7,7 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"sync/atomic"
@@ -34,6 +35,9 @@ type Activities struct {
 	// LimiterRunLength is passed to limiters this worker starts (see
 	// limiter.StartInput.RunLength); 0 leaves continue-as-new to the server.
 	LimiterRunLength int64
+	// UserRiskTTL is how long (wall time) a user with a false claim is
+	// verified one by one; 0 disables per-user risk.
+	UserRiskTTL time.Duration
 	// Now is the clock for leases and backoffs; nil means time.Now.
 	Now func() time.Time
 
@@ -64,6 +68,8 @@ type ClaimBatchInput struct {
 type TenantGroup struct {
 	TenantID string
 	ClaimIDs []int64
+	Tier     store.Tier `json:",omitempty"` // "" when the tenant is unknown
+	TokenID  string     `json:",omitempty"` // the tenant's own token, if it has one
 }
 
 // ClaimBatchResult lists the claimed claims by tenant, tenants in id order.
@@ -85,7 +91,14 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimB
 	}
 	res := ClaimBatchResult{Claimed: len(claims)}
 	for tenant, ids := range byTenant {
-		res.Groups = append(res.Groups, TenantGroup{TenantID: tenant, ClaimIDs: ids})
+		g := TenantGroup{TenantID: tenant, ClaimIDs: ids}
+		switch t, err := a.Store.Tenant(ctx, tenant); {
+		case err == nil:
+			g.Tier, g.TokenID = t.Tier, t.TokenID
+		case !errors.Is(err, store.ErrNotFound):
+			return ClaimBatchResult{}, fmt.Errorf("claim batch: %w", err)
+		}
+		res.Groups = append(res.Groups, g)
 	}
 	sort.Slice(res.Groups, func(i, j int) bool { return res.Groups[i].TenantID < res.Groups[j].TenantID })
 	activity.GetLogger(ctx).Info("claimed batch", "claimed", len(claims), "tenants", len(res.Groups))
@@ -107,6 +120,7 @@ type Deferral struct {
 	ClaimID int64
 	After   time.Duration // not to be claimed again before now+After
 	Reason  string
+	Class   graph.Class `json:",omitempty"` // why, for the workflow (a broken own token moves claims to the platform token)
 }
 
 // DeferInput returns claims to pending.

@@ -39,6 +39,7 @@ type pacer struct {
 	// released permit leaves a gap later reservations do not fill).
 	claimsLeft int
 	reports    []limiter.Report
+	class      limiter.Class // of the permits reserveMore asks for
 }
 
 func (a *Activities) newPacer(ctx context.Context, tokenID string, permits []limiter.Permit, guard time.Duration) *pacer {
@@ -84,7 +85,7 @@ func (p *pacer) reserveMore() bool {
 	deadline, hasDeadline := p.ctx.Deadline()
 	for {
 		n := min(morePermits, max(1, p.claimsLeft))
-		resp, err := p.a.ReservePermits(p.ctx, ReserveInput{TokenID: p.tokenID, N: n, Class: limiter.Verify, Reports: p.reports})
+		resp, err := p.a.ReservePermits(p.ctx, ReserveInput{TokenID: p.tokenID, N: n, Class: p.class, Reports: p.reports})
 		if err != nil || resp.Paused {
 			return false
 		}
@@ -93,6 +94,9 @@ func (p *pacer) reserveMore() bool {
 			p.permits = append(p.permits, resp.Permits...)
 			// Too late for this activity: the permits go back with the rest.
 			return !hasDeadline || resp.Permits[0].At.Before(deadline.Add(-time.Minute/4))
+		}
+		if p.class == limiter.Audit {
+			return false // no spare permit now: the audit comes back later
 		}
 		retry := resp.RetryAt
 		if hasDeadline && retry.After(deadline.Add(-time.Minute/4)) {

@@ -25,6 +25,8 @@ const (
 	MethodGraph  = "graph"  // decided by reading the Graph API
 	MethodRule   = "rule"   // decided by a rule, without a call (unverifiable kinds)
 	MethodSample = "sample" // approved because the batch's sample passed the sampling plan
+	MethodHonor  = "honor"  // approved on honor: the Governor's honor mode
+	MethodAudit  = "audit"  // revoked by the audit of a provisional approval
 )
 
 // maxPagesPerClaim bounds how deep one claim's check pages through a busy
@@ -36,16 +38,25 @@ const maxPagesPerClaim = 40
 type PlanInput struct {
 	TenantID string
 	ClaimIDs []int64
+	// PlatformToken: use the platform token even for a premium tenant (its
+	// own token is broken).
+	PlatformToken bool `json:",omitempty"`
+	// SplitRisky: list claims of risky users (store.RiskyUsers) apart, in
+	// Risky, for the workflow to verify one by one.
+	SplitRisky bool `json:",omitempty"`
 }
 
 // Plan says how a tenant's claims will be handled.
 type Plan struct {
-	TenantKnown    bool
-	Tier           store.Tier
-	TokenID        string  // the token verification calls use
-	Verifiable     []int64 // in target order, so checks of one object run together
-	Unverifiable   []Unverifiable
-	AlreadyDecided int // decided since they were claimed (a previous attempt got there)
+	TenantKnown     bool
+	Tier            store.Tier
+	TokenID         string  // the token verification calls use
+	OwnToken        bool    // TokenID is the tenant's own token
+	PlatformTokenID string  // the platform's token, for the fallback
+	Verifiable      []int64 // in target order, so checks of one object run together
+	Risky           []int64 `json:",omitempty"` // verifiable claims of users flagged risky (with SplitRisky)
+	Unverifiable    []Unverifiable
+	AlreadyDecided  int // decided since they were claimed (a previous attempt got there)
 }
 
 // Unverifiable is a claim of a kind no Graph API read can prove.
@@ -68,13 +79,27 @@ func (a *Activities) PlanBatch(ctx context.Context, in PlanInput) (Plan, error) 
 	}
 	p.TenantKnown = true
 	p.Tier = tenant.Tier
-	p.TokenID = a.PlatformTokenID
-	if tenant.Tier == store.TierPremium && tenant.TokenID != "" {
-		p.TokenID = tenant.TokenID
+	p.TokenID, p.PlatformTokenID = a.PlatformTokenID, a.PlatformTokenID
+	if tenant.Tier == store.TierPremium && tenant.TokenID != "" && !in.PlatformToken {
+		p.TokenID, p.OwnToken = tenant.TokenID, true
 	}
 	claims, err := a.Store.Claims(ctx, in.ClaimIDs)
 	if err != nil {
 		return p, fmt.Errorf("plan batch: %w", err)
+	}
+	risky := map[string]bool{}
+	if in.SplitRisky {
+		users := make([]string, 0, len(claims))
+		for _, c := range claims {
+			users = append(users, c.User)
+		}
+		flagged, err := a.Store.RiskyUsers(ctx, in.TenantID, users, a.now())
+		if err != nil {
+			return p, fmt.Errorf("plan batch: %w", err)
+		}
+		for _, u := range flagged {
+			risky[u] = true
+		}
 	}
 	sortByTarget(claims)
 	for _, c := range claims {
@@ -83,6 +108,8 @@ func (a *Activities) PlanBatch(ctx context.Context, in PlanInput) (Plan, error) 
 			p.AlreadyDecided++
 		case !c.Kind.Verifiable():
 			p.Unverifiable = append(p.Unverifiable, Unverifiable{ClaimID: c.ID, Kind: c.Kind})
+		case risky[c.User]:
+			p.Risky = append(p.Risky, c.ID)
 		default:
 			p.Verifiable = append(p.Verifiable, c.ID)
 		}
@@ -104,6 +131,12 @@ type VerifyInput struct {
 	// its time a permit may still be used. Nil: calls are not paced.
 	Permits []limiter.Permit
 	Guard   time.Duration
+	// Class of the permits the chunk reserves when it needs more.
+	Class limiter.Class `json:",omitempty"`
+	// Audit: the claims are provisional approvals to audit. Proof found
+	// confirms one (store.MarkAudited); none revokes it with the evidence of
+	// the read, and its user becomes risky.
+	Audit bool `json:",omitempty"`
 }
 
 // VerifyResult reports a chunk. Verified and rejected claims are already
@@ -117,6 +150,8 @@ type VerifyResult struct {
 	NeedPermits []int64
 	Calls       int // Graph API calls made
 	Wasted      int // permits skipped because the call would have been too late
+	Confirmed   int // audit: provisional approvals proven
+	Revoked     int // audit: provisional approvals revoked
 	Usage       graph.Usage
 }
 
@@ -175,6 +210,7 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 	}
 
 	pace := a.newPacer(ctx, in.TokenID, in.Permits, in.Guard)
+	pace.class = in.Class
 	defer func() {
 		// Unused permits go back; usage and throttles steer the limiter.
 		if err := a.report(context.WithoutCancel(ctx), in.TokenID, limiter.UsageReport{Reports: pace.reports, Release: pace.unused()}); err != nil {
@@ -183,11 +219,13 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 	}()
 
 	var decisions []store.Decision
+	var confirmed []int64
+	var revoked []revocation
 	var stop *graph.Error // a throttle or broken token: no more calls on this token
 	outOfPermits := false
 	for i, c := range claims {
-		if c.Status == store.StatusDecided {
-			continue
+		if (in.Audit && !auditable(c)) || (!in.Audit && c.Status == store.StatusDecided) {
+			continue // decided already; or, auditing, not a provisional approval awaiting audit
 		}
 		if outOfPermits {
 			res.NeedPermits = append(res.NeedPermits, c.ID)
@@ -206,13 +244,19 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 		case errors.Is(err, errOutOfPermits):
 			outOfPermits = true
 			res.NeedPermits = append(res.NeedPermits, c.ID)
+		case err == nil && found && in.Audit:
+			confirmed = append(confirmed, c.ID)
 		case err == nil && found:
 			decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: store.VerdictVerified, Method: MethodGraph, Evidence: ev.json()})
 		case err == nil || graph.ClassOf(err) == graph.NotFound:
 			if err != nil {
 				ev.Reason = "target_not_found"
 			}
-			if in.Final {
+			if in.Audit {
+				// Audited claims were approved at least a grace delay ago:
+				// proof missing now is missing.
+				revoked = append(revoked, revocation{claim: c, evidence: ev.json()})
+			} else if in.Final {
 				decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: store.VerdictRejected, Method: MethodGraph, Evidence: ev.json()})
 			} else {
 				res.Absent = append(res.Absent, c.ID)
@@ -239,14 +283,67 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			return res, fmt.Errorf("verify: record verdicts: %w", err)
 		}
 	}
+	var falseClaims []store.Claim
+	byID := map[int64]store.Claim{}
+	for _, c := range claims {
+		byID[c.ID] = c
+	}
 	for _, d := range decisions {
 		if d.Verdict == store.VerdictVerified {
 			res.Verified++
 		} else {
 			res.Rejected++
+			falseClaims = append(falseClaims, byID[d.ClaimID])
 		}
 	}
+	if in.Audit {
+		if res.Confirmed, err = a.Store.MarkAudited(ctx, confirmed, a.now()); err != nil {
+			return res, fmt.Errorf("audit: record confirmations: %w", err)
+		}
+		for _, r := range revoked {
+			ok, err := a.Store.Revoke(ctx, r.claim.ID, r.evidence, a.now())
+			if err != nil {
+				return res, fmt.Errorf("audit: revoke claim %d: %w", r.claim.ID, err)
+			}
+			if ok {
+				res.Revoked++
+				falseClaims = append(falseClaims, r.claim)
+			}
+		}
+	}
+	if err := a.flagUsers(ctx, falseClaims); err != nil {
+		return res, err
+	}
 	return res, nil
+}
+
+// revocation is a provisional approval an audit found false.
+type revocation struct {
+	claim    store.Claim
+	evidence string
+}
+
+// auditable: a provisional approval (sample, honor) not yet audited.
+func auditable(c store.Claim) bool {
+	return c.Status == store.StatusDecided && c.AuditedAt.IsZero() &&
+		(c.Verdict == store.VerdictApprovedBySample || c.Verdict == store.VerdictApprovedOnHonor)
+}
+
+// flagUsers makes the users of false claims risky for UserRiskTTL: their
+// next claims are verified one by one, never sampled or approved on honor.
+func (a *Activities) flagUsers(ctx context.Context, falseClaims []store.Claim) error {
+	if len(falseClaims) == 0 || a.UserRiskTTL <= 0 {
+		return nil
+	}
+	until := a.now().Add(a.UserRiskTTL)
+	flags := make([]store.UserFlag, len(falseClaims))
+	for i, c := range falseClaims {
+		flags[i] = store.UserFlag{Tenant: c.Tenant, User: c.User, Until: until, Reason: fmt.Sprintf("claim %s/%s found false", c.Tenant, c.Key)}
+	}
+	if err := a.Store.FlagUsers(ctx, flags); err != nil {
+		return fmt.Errorf("flag risky users: %w", err)
+	}
+	return nil
 }
 
 func (a *Activities) session(ctx context.Context, tokenID string) (*graph.Session, error) {

@@ -27,6 +27,7 @@ type ExportedClaim struct {
 	RevokedFrom     string          `json:"revoked_from,omitempty"`
 	RevokedEvidence json.RawMessage `json:"revoked_evidence,omitempty"`
 	RevokedAt       *time.Time      `json:"revoked_at,omitempty"`
+	AuditedAt       *time.Time      `json:"audited_at,omitempty"` // an audit checked this provisional approval
 }
 
 const exportPage = 1000
@@ -81,6 +82,10 @@ func exported(c store.Claim) ExportedClaim {
 	if !c.RevokedAt.IsZero() {
 		t := c.RevokedAt
 		e.RevokedAt = &t
+	}
+	if !c.AuditedAt.IsZero() {
+		t := c.AuditedAt
+		e.AuditedAt = &t
 	}
 	return e
 }

@@ -57,5 +57,10 @@ func setup(ctx context.Context, args []string) error {
 		verb = "created"
 	}
 	fmt.Printf("schedule %s %s: every %v, batch %d, speed %v\n", workflows.ScheduleID, verb, sc.Interval, sc.Dispatcher.BatchSize, c.cfg.Speed)
+	started, err := workflows.EnsureRunning(ctx, tc, c.cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("governor and audit running (started now: %v); mode %s, honor above %d/h\n", started, c.cfg.Mode, c.cfg.HonorAbove)
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/internal/testenv"
 )
@@ -127,5 +128,32 @@ func TestExportAndStatus(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "verified") || !strings.Contains(out.String(), "acme") {
 		t.Fatalf("status table:\n%s", out.String())
+	}
+}
+
+func TestStatusWarnsAboutTheQueue(t *testing.T) {
+	over := Status{Total: TenantStatus{Pending: 4500, Leased: 600}}
+	if w := warnings(over, 5000); len(w) != 1 || !strings.Contains(w[0], "5100 claims open") {
+		t.Fatalf("warnings = %v, want the queue above 5000", w)
+	}
+	if w := warnings(Status{Total: TenantStatus{Pending: 4000}}, 5000); len(w) != 0 {
+		t.Fatalf("warnings below the threshold: %v", w)
+	}
+	// The Governor's alerts are the source of truth when it answers: its
+	// warning clears with hysteresis, and it knows about broken tokens.
+	gov := Status{Total: TenantStatus{Pending: 4500, Leased: 600}, Governor: &GovernorStatus{State: &policy.GovernorView{Alerts: []string{"tenant brand-02: own token broken"}}}}
+	if w := warnings(gov, 5000); len(w) != 1 || !strings.Contains(w[0], "brand-02") {
+		t.Fatalf("warnings = %v, want the Governor's", w)
+	}
+	var out bytes.Buffer
+	printStatus(&out, over)
+	if !strings.Contains(out.String(), "audited") {
+		t.Fatalf("status table lacks the audited column:\n%s", out.String())
+	}
+	over.Warnings = warnings(over, 5000)
+	out.Reset()
+	printStatus(&out, over)
+	if !strings.Contains(out.String(), "WARNING queue: 5100 claims open") {
+		t.Fatalf("status does not print the warning:\n%s", out.String())
 	}
 }

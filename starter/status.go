@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -14,6 +15,7 @@ import (
 	"github.com/socialproof/verifier/limiter"
 	"go.temporal.io/api/serviceerror"
 
+	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/workflows"
 )
@@ -24,6 +26,27 @@ type Status struct {
 	Total    TenantStatus    `json:"total"`
 	Schedule *ScheduleStatus `json:"schedule,omitempty"`
 	Limiters []LimiterStatus `json:"limiters,omitempty"`
+	Governor *GovernorStatus `json:"governor,omitempty"`
+	Audit    *AuditStatus    `json:"audit,omitempty"`
+	// Warnings: the queue above its threshold, broken tenant tokens.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// GovernorStatus is the Governor's `state` query answer.
+type GovernorStatus struct {
+	State *policy.GovernorView `json:"state,omitempty"`
+	Error string               `json:"error,omitempty"`
+}
+
+// AuditStatus counts the audit of provisional approvals: from the store
+// (coverage) and from the audit workflow's `state` query (work done).
+type AuditStatus struct {
+	Provisional int                   `json:"provisional"` // approved by sample or on honor, still standing
+	Audited     int                   `json:"audited"`     // provisional or revoked claims an audit has checked
+	Revoked     int                   `json:"revoked"`
+	Coverage    float64               `json:"coverage"` // audited / (provisional + revoked)
+	State       *workflows.AuditState `json:"state,omitempty"`
+	Error       string                `json:"error,omitempty"`
 }
 
 // LimiterStatus is one token's limiter, as its `state` query answers.
@@ -39,6 +62,7 @@ type TenantStatus struct {
 	Pending int            `json:"pending"`
 	Leased  int            `json:"leased"`
 	Decided map[string]int `json:"decided"`
+	Audited int            `json:"audited"`
 }
 
 // ScheduleStatus is the Dispatcher schedule as Temporal describes it.
@@ -69,13 +93,14 @@ func status(ctx context.Context, args []string, out io.Writer) error {
 	}
 	s := Status{Total: TenantStatus{Tenant: "total", Decided: map[string]int{}}}
 	for _, t := range stats {
-		ts := TenantStatus{Tenant: t.Tenant, Pending: t.Pending, Leased: t.Leased, Decided: t.Decided}
+		ts := TenantStatus{Tenant: t.Tenant, Pending: t.Pending, Leased: t.Leased, Decided: t.Decided, Audited: t.Audited}
 		if ts.Decided == nil {
 			ts.Decided = map[string]int{}
 		}
 		s.Tenants = append(s.Tenants, ts)
 		s.Total.Pending += t.Pending
 		s.Total.Leased += t.Leased
+		s.Total.Audited += t.Audited
 		for v, n := range t.Decided {
 			s.Total.Decided[v] += n
 		}
@@ -87,7 +112,13 @@ func status(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		s.Limiters = describeLimiters(ctx, c, tokens)
+		s.Governor = describeGovernor(ctx, c)
 	}
+	s.Audit = auditStatus(s.Total)
+	if *withTemporal {
+		s.Audit.State, s.Audit.Error = describeAudit(ctx, c)
+	}
+	s.Warnings = warnings(s, c.cfg.QueueWarning)
 	if *asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
@@ -158,6 +189,66 @@ func describeLimiters(ctx context.Context, c *command, tokens []store.Token) []L
 	return out
 }
 
+func describeGovernor(ctx context.Context, c *command) *GovernorStatus {
+	var view policy.GovernorView
+	if err := queryWorkflow(ctx, c, policy.GovernorWorkflowID, policy.QueryGovernorState, &view); err != nil {
+		return &GovernorStatus{Error: err.Error()}
+	}
+	return &GovernorStatus{State: &view}
+}
+
+func describeAudit(ctx context.Context, c *command) (*workflows.AuditState, string) {
+	var st workflows.AuditState
+	if err := queryWorkflow(ctx, c, workflows.AuditWorkflowID, workflows.QueryAuditState, &st); err != nil {
+		return nil, err.Error()
+	}
+	return &st, ""
+}
+
+// queryWorkflow answers a long-running workflow's query, or says why not.
+func queryWorkflow(ctx context.Context, c *command, id, query string, into any) error {
+	tc, err := c.temporal()
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := tc.QueryWorkflow(ctx, id, "", query)
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%s not running (run `starter setup`)", id)
+	}
+	if err != nil {
+		return err
+	}
+	return v.Get(into)
+}
+
+func auditStatus(total TenantStatus) *AuditStatus {
+	a := &AuditStatus{
+		Provisional: total.Decided[store.VerdictApprovedBySample] + total.Decided[store.VerdictApprovedOnHonor],
+		Audited:     total.Audited,
+		Revoked:     total.Decided[store.VerdictRevoked],
+	}
+	if n := a.Provisional + a.Revoked; n > 0 {
+		a.Coverage = float64(a.Audited) / float64(n)
+	}
+	return a
+}
+
+// warnings are the Governor's alerts; without a Governor, the queue is
+// checked against the configured threshold here.
+func warnings(s Status, queueWarning int) []string {
+	if g := s.Governor; g != nil && g.State != nil {
+		return g.State.Alerts
+	}
+	if open := s.Total.Pending + s.Total.Leased; queueWarning > 0 && open > queueWarning {
+		return []string{fmt.Sprintf("queue: %d claims open, above %d", open, queueWarning)}
+	}
+	return nil
+}
+
 // verdictColumns are printed in this order; any other verdict follows.
 var verdictColumns = []string{
 	store.VerdictVerified, store.VerdictRejected, store.VerdictUnverifiable,
@@ -173,13 +264,13 @@ func printStatus(out io.Writer, s Status) {
 	}
 	slices.Sort(cols[len(verdictColumns):])
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "tenant\tpending\tleased\t%s\t\n", strings.Join(cols, "\t"))
+	fmt.Fprintf(tw, "tenant\tpending\tleased\t%s\taudited\t\n", strings.Join(cols, "\t"))
 	row := func(t TenantStatus) {
 		fmt.Fprintf(tw, "%s\t%d\t%d", t.Tenant, t.Pending, t.Leased)
 		for _, v := range cols {
 			fmt.Fprintf(tw, "\t%d", t.Decided[v])
 		}
-		fmt.Fprint(tw, "\t\n")
+		fmt.Fprintf(tw, "\t%d\t\n", t.Audited)
 	}
 	for _, t := range s.Tenants {
 		row(t)
@@ -196,6 +287,36 @@ func printStatus(out io.Writer, s Status) {
 				next = ss.NextRuns[0].Local().Format(time.TimeOnly)
 			}
 			fmt.Fprintf(out, "\nschedule %s: %d runs, paused=%v, next at %s\n", ss.ID, ss.Actions, ss.Paused, next)
+		}
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintf(out, "\nWARNING %s\n", w)
+	}
+	if g := s.Governor; g != nil {
+		if g.Error != "" {
+			fmt.Fprintf(out, "\ngovernor: %s\n", g.Error)
+		} else {
+			v := g.State
+			fmt.Fprintf(out, "\ngovernor: platform mode %s, standard tenants now %s; arrivals %.0f/h (honor above %d, back below %d); %d open (warning above %d)\n",
+				v.Mode, v.StandardMode, v.ArrivalPerHour, v.Thresholds.HonorAbove, v.Thresholds.HonorBelow, v.Open, v.Thresholds.QueueWarning)
+			for _, tenant := range slices.Sorted(maps.Keys(v.Overrides)) {
+				fmt.Fprintf(out, "  override %s: %s\n", tenant, v.Overrides[tenant])
+			}
+			if n := len(v.Changes); n > 0 {
+				last := v.Changes[n-1]
+				fmt.Fprintf(out, "  last change %s: %s %s → %s by %s: %s\n", last.At.Local().Format(time.TimeOnly), last.Tenant, last.From, last.To, last.By, last.Reason)
+			}
+		}
+	}
+	if a := s.Audit; a != nil {
+		fmt.Fprintf(out, "\naudit: %d provisional approvals standing, %d revoked; %d audited (coverage %.0f%%)", a.Provisional, a.Revoked, a.Audited, 100*a.Coverage)
+		switch {
+		case a.State != nil:
+			fmt.Fprintf(out, "; audit workflow: %d confirmed, %d revoked, %d calls\n", a.State.Confirmed, a.State.Revoked, a.State.Calls)
+		case a.Error != "":
+			fmt.Fprintf(out, "; audit workflow: %s\n", a.Error)
+		default:
+			fmt.Fprintln(out)
 		}
 	}
 	if len(s.Limiters) > 0 {

@@ -79,6 +79,7 @@ func run() error {
 		Temporal:        c,
 		TaskQueue:       workflows.TaskQueue,
 		Speed:           cfg.Speed,
+		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
 	})
 	z.Info("worker starting",
 		zap.String("taskQueue", workflows.TaskQueue),

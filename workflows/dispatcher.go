@@ -8,18 +8,23 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/store"
 )
 
 // DispatcherInput is fixed when the Schedule is created (`starter setup`).
 type DispatcherInput struct {
 	BatchSize int           // claims per run
 	LeaseTTL  time.Duration // lease on claimed claims; TenantBatch renews it while it works
-	Batch     BatchSettings // passed on to every TenantBatch
+	Batch     BatchSettings // passed on to every TenantBatch; its Mode applies when the Governor cannot be reached
+	// Governor starts the Governor if a load report finds it not running.
+	Governor policy.GovernorStart
 }
 
 // DispatchResult summarises one run.
 type DispatchResult struct {
 	Claimed  int
+	Mode     string   `json:",omitempty"` // the standard tenants' mode, from the Governor
 	Children []string // TenantBatch workflow ids started
 	Failed   []string // tenants whose child could not start; their claims were handed back
 }
@@ -44,6 +49,24 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 	}
 	res.Claimed = batch.Claimed
 
+	modes := fallbackModes(in.Batch, batch.Groups)
+	if workflow.GetVersion(ctx, changeGovernor, workflow.DefaultVersion, 1) == 1 {
+		refs := make([]policy.TenantRef, len(batch.Groups))
+		for i, g := range batch.Groups {
+			refs[i] = policy.TenantRef{ID: g.TenantID, Tier: string(g.Tier), TokenID: g.TokenID}
+		}
+		var d policy.Directive
+		gctx := workflow.WithActivityOptions(ctx, governorActivityOptions)
+		if err := workflow.ExecuteActivity(gctx, a.ReportLoad, activities.ReportLoadInput{Tenants: refs, Start: in.Governor}).Get(ctx, &d); err != nil {
+			// Claims are leased: start their batches in the configured mode
+			// rather than hold them until the Governor is back.
+			workflow.GetLogger(ctx).Error("governor unreachable; batches run in the configured mode", "mode", modes.Standard, "error", err)
+		} else {
+			modes = d
+		}
+		res.Mode = string(modes.Standard)
+	}
+
 	type started struct {
 		group  activities.TenantGroup
 		id     string
@@ -52,13 +75,17 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 	children := make([]started, 0, len(batch.Groups))
 	for _, g := range batch.Groups {
 		id := BatchWorkflowID(g.TenantID, dispatched)
+		tm := modes.For(g.TenantID)
+		settings := in.Batch
+		settings.Mode, settings.ModeReason = string(tm.Mode), tm.Reason
+		settings.StandardMode, settings.PlatformToken = string(modes.Standard), tm.PlatformToken
 		cctx := workflow.WithChildOptions(ctx, workflow.ChildWorkflowOptions{
 			WorkflowID:        id,
 			TaskQueue:         TaskQueue,
 			ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
 				TenantIDKey.ValueSet(g.TenantID),
-				VerificationModeKey.ValueSet(in.Batch.mode()),
+				VerificationModeKey.ValueSet(settings.mode()),
 			),
 		})
 		f := workflow.ExecuteChildWorkflow(cctx, TenantBatchWorkflow, TenantBatchInput{
@@ -66,7 +93,7 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 			ClaimIDs:   g.ClaimIDs,
 			LeaseOwner: owner,
 			LeaseTTL:   in.LeaseTTL,
-			Settings:   in.Batch,
+			Settings:   settings,
 		})
 		children = append(children, started{group: g, id: id, future: f})
 	}
@@ -89,6 +116,36 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 		}
 	}
 	return res, nil
+}
+
+// changeGovernor versions the load report to the Governor.
+const changeGovernor = "governor"
+
+// fallbackModes is what batches run in without the Governor's word: premium
+// tenants verify on their own token, standard tenants run in the configured
+// mode (auto meaning sampling).
+func fallbackModes(s BatchSettings, groups []activities.TenantGroup) policy.Directive {
+	std := policy.Mode(s.Mode)
+	switch std {
+	case "", policy.ModeAuto:
+		std = policy.ModeSample
+	}
+	d := policy.Directive{Standard: std}
+	for _, g := range groups {
+		tm := policy.TenantMode{Tenant: g.TenantID, Mode: std, Reason: "configured mode (governor unreachable)"}
+		if g.Tier == store.TierPremium {
+			tm.Mode = policy.ModeVerify
+		}
+		d.Tenants = append(d.Tenants, tm)
+	}
+	return d
+}
+
+// governorActivityOptions: a load report is quick; if the Governor does not
+// answer within a few tries the Dispatcher goes on without it.
+var governorActivityOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 20 * time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumAttempts: 3},
 }
 
 // storeActivityOptions: store calls are quick; a database outage is retried

@@ -97,7 +97,13 @@ func Limiter(ctx workflow.Context, in limiter.StartInput) error {
 			permits := l.bucket.Reserve(now, req.N, req.Class)
 			l.reservations++
 			var retryAt time.Time
-			if len(permits) == 0 {
+			switch {
+			case len(permits) > 0:
+			case req.Class == limiter.Audit:
+				// Audit waits for spare permits; it takes no place in the
+				// queue of refused verification callers.
+				retryAt = now.Add(l.bucket.Spacing())
+			default:
 				retryAt = l.bucket.Refused(now, req.N)
 			}
 			return limiter.ReserveResponse{Permits: permits, Guard: l.bucket.Guard, Spacing: l.bucket.Spacing(), RetryAt: retryAt, Paused: l.bucket.Paused, BlockedUntil: l.bucket.BlockedUntil}, nil

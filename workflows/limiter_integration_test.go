@@ -71,6 +71,7 @@ func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim), run
 	}
 	startWorker(t, c, acts)
 	cfg := config.Default()
+	cfg.Mode = workflows.ModeVerify // every claim costs calls: this test is about the budget
 	cfg.Speed = limiterSpeed
 	cfg.Interval = 2 * time.Minute // the Schedule fires at most once a second
 	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {

@@ -42,6 +42,8 @@ var SearchAttributeKeys = []temporal.SearchAttributeKeyKeyword{TenantIDKey, Toke
 const (
 	ModeVerify = string(policy.ModeVerify) // every verifiable claim checked with the Graph API
 	ModeSample = string(policy.ModeSample) // standard tenants: a sequential sample decides the batch
+	ModeHonor  = string(policy.ModeHonor)  // approved on honor, audited later
+	ModeAuto   = string(policy.ModeAuto)   // the Governor chooses sample or honor from the load
 )
 
 // BatchWorkflowID is `batch/<tenant-id>/<dispatch time>`.

@@ -106,6 +106,7 @@ func runPipeline(t *testing.T, backend string) {
 		Speed:           pipelineSpeed,
 	})
 	cfg := config.Default()
+	cfg.Mode = workflows.ModeVerify // every verdict checked against the ground truth
 	cfg.Speed = pipelineSpeed
 	cfg.BatchSize = 500
 	created, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg))

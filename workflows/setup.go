@@ -16,6 +16,7 @@ import (
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/policy"
 )
 
 // Register adds every workflow and activity to a worker.
@@ -23,6 +24,8 @@ func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(Dispatcher, workflow.RegisterOptions{Name: DispatcherWorkflow})
 	w.RegisterWorkflowWithOptions(TenantBatch, workflow.RegisterOptions{Name: TenantBatchWorkflow})
 	w.RegisterWorkflowWithOptions(Limiter, workflow.RegisterOptions{Name: LimiterWorkflow})
+	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflow})
+	w.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
 	w.RegisterActivity(a)
 }
 
@@ -116,6 +119,7 @@ func NewScheduleConfig(cfg config.Config) ScheduleConfig {
 		Dispatcher: DispatcherInput{
 			BatchSize: cfg.BatchSize,
 			LeaseTTL:  cfg.Scaled(cfg.LeaseTTL),
+			Governor:  NewGovernorStart(cfg),
 			Batch: func() BatchSettings {
 				s := DefaultBatchSettings()
 				s.RecheckDelay = cfg.RecheckDelay
@@ -124,4 +128,42 @@ func NewScheduleConfig(cfg config.Config) ScheduleConfig {
 			}(),
 		},
 	}
+}
+
+// NewGovernorStart is the Governor's input from the engine configuration.
+func NewGovernorStart(cfg config.Config) policy.GovernorStart {
+	return policy.GovernorStart{Mode: policy.Mode(cfg.Mode), Thresholds: cfg.Thresholds(), Speed: cfg.Speed}
+}
+
+// NewAuditInput is the audit's input from the engine configuration: it
+// audits approvals older than the grace delay.
+func NewAuditInput(cfg config.Config) AuditInput {
+	return AuditInput{MinAge: cfg.Scaled(cfg.RecheckDelay), Idle: max(time.Second, cfg.Scaled(cfg.Interval))}
+}
+
+// EnsureRunning starts the Governor and the audit unless they are running
+// (a running one keeps its state: operators steer it by signals). It
+// reports which it started.
+func EnsureRunning(ctx context.Context, c client.Client, cfg config.Config) (started []string, err error) {
+	for _, w := range []struct {
+		id, typ string
+		arg     any
+	}{
+		{policy.GovernorWorkflowID, GovernorWorkflow, NewGovernorStart(cfg)},
+		{AuditWorkflowID, AuditWorkflow, NewAuditInput(cfg)},
+	} {
+		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                       w.id,
+			TaskQueue:                TaskQueue,
+			WorkflowIDConflictPolicy: enums.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		}, w.typ, w.arg)
+		if err != nil {
+			return started, fmt.Errorf("start %s: %w", w.id, err)
+		}
+		if desc, err := c.DescribeWorkflowExecution(ctx, w.id, run.GetRunID()); err == nil &&
+			desc.GetWorkflowExecutionInfo().GetHistoryLength() <= 3 {
+			started = append(started, w.id)
+		}
+	}
+	return started, nil
 }

@@ -1,7 +1,9 @@
 package workflows
 
 import (
+	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -17,9 +19,18 @@ import (
 // BatchSettings tune a TenantBatch. Durations are wall-clock (already divided
 // by the speed factor by whoever builds them).
 type BatchSettings struct {
-	// Mode for standard tenants: ModeVerify (default) or ModeSample. Premium
-	// tenants are always verified with their own token.
-	Mode         string        `json:",omitempty"`
+	// Mode of this batch: ModeVerify (default), ModeSample or ModeHonor.
+	// The Dispatcher sets it per tenant from the Governor's directive.
+	Mode string `json:",omitempty"`
+	// ModeReason is the Governor's reason for the mode (kept in honor evidence).
+	ModeReason string `json:",omitempty"`
+	// StandardMode is the standard tenants' mode: a premium batch whose own
+	// token fails mid-run moves the failed claims to the platform token in it.
+	StandardMode string `json:",omitempty"`
+	// PlatformToken: verify with the platform token even for a premium
+	// tenant (its own token is known to be broken).
+	PlatformToken bool `json:",omitempty"`
+
 	RecheckDelay time.Duration // grace before a claim without evidence is checked again, then rejected
 	RetryDelay   time.Duration // pause between passes over claims that failed transiently
 	Passes       int           // passes over transient failures before handing claims back
@@ -64,10 +75,19 @@ func (s BatchSettings) Scaled(speed float64) BatchSettings {
 }
 
 func (s BatchSettings) mode() string {
-	if s.Mode == "" {
+	if s.Mode == "" || s.Mode == ModeAuto {
 		return ModeVerify
 	}
 	return s.Mode
+}
+
+// standardMode is the mode for claims moved to the platform token.
+func (s BatchSettings) standardMode() string {
+	switch s.StandardMode {
+	case ModeSample, ModeHonor:
+		return s.StandardMode
+	}
+	return ModeVerify
 }
 
 func (s BatchSettings) withDefaults() BatchSettings {
@@ -115,6 +135,9 @@ type Progress struct {
 	SampleFailed     int    `json:",omitempty"`
 	SampleVerdict    string `json:",omitempty"`
 	ApprovedBySample int    `json:",omitempty"`
+	ApprovedOnHonor  int    `json:",omitempty"`
+	Mode             string `json:",omitempty"` // verify, sample or honor
+	FellBack         int    `json:",omitempty"` // claims moved from a failed own token to the platform token
 }
 
 // tenantBatch is one TenantBatch run's state.
@@ -153,10 +176,15 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	var a *activities.Activities
 	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
 	b.paced = workflow.GetVersion(ctx, changeLimiterPermits, workflow.DefaultVersion, 1) == 1
+	hybrid := workflow.GetVersion(ctx, changeHybrid, workflow.DefaultVersion, 1) == 1
 	b.leaseUntil = workflow.Now(ctx).Add(b.in.LeaseTTL)
 
 	var plan activities.Plan
-	if err := workflow.ExecuteActivity(sctx, a.PlanBatch, activities.PlanInput{TenantID: b.in.TenantID, ClaimIDs: b.in.ClaimIDs}).Get(ctx, &plan); err != nil {
+	planIn := activities.PlanInput{TenantID: b.in.TenantID, ClaimIDs: b.in.ClaimIDs}
+	if hybrid {
+		planIn.PlatformToken, planIn.SplitRisky = b.s.PlatformToken, true
+	}
+	if err := workflow.ExecuteActivity(sctx, a.PlanBatch, planIn).Get(ctx, &plan); err != nil {
 		return b.progress, err
 	}
 	if !plan.TenantKnown {
@@ -166,6 +194,9 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	}
 	b.progress.TokenID = plan.TokenID
 	b.progress.AlreadyDecided = plan.AlreadyDecided
+	if plan.Tier == store.TierPremium && !plan.OwnToken && b.s.PlatformToken {
+		b.progress.Alert = "own token broken: on the platform token (" + b.s.ModeReason + ")"
+	}
 	if err := workflow.UpsertTypedSearchAttributes(ctx, TokenIDKey.ValueSet(plan.TokenID)); err != nil {
 		return b.progress, err
 	}
@@ -186,22 +217,48 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	}
 
 	b.setPhase(ctx, "verifying")
-	var absent []int64
-	if b.s.mode() == ModeSample && plan.Tier == store.TierStandard {
-		var err error
-		if absent, err = b.sample(ctx, plan); err != nil {
-			return b.progress, err
+	mode := b.s.mode()
+	if !hybrid && (mode != ModeSample || plan.Tier != store.TierStandard) {
+		mode = ModeVerify // before the Governor, premium tenants were always verified
+	}
+	b.progress.Mode = mode
+	type recheck struct {
+		tokenID string
+		ids     []int64
+	}
+	var rechecks []recheck
+	absent, err := b.decide(ctx, mode, plan.TokenID, plan.Verifiable, plan.Risky)
+	if err != nil {
+		return b.progress, err
+	}
+	rechecks = append(rechecks, recheck{plan.TokenID, absent})
+
+	// A premium tenant's own token broke (190) or cannot read its account:
+	// its claims go the standard way on the platform token, and the Governor
+	// moves the tenant there until the token works again. Nothing is rejected.
+	if hybrid && plan.OwnToken {
+		if moved, alert := b.takeTokenFailures(); len(moved) > 0 {
+			b.alertGovernor(ctx, policy.TokenAlert{TokenID: plan.TokenID, Tenant: b.in.TenantID, Broken: true, Reason: alert})
+			b.progress.Alert = "own token " + plan.TokenID + " failed (" + alert + "): " + fmt.Sprint(len(moved)) + " claims moved to the platform token"
+			b.progress.FellBack = len(moved)
+			absent, err := b.decide(ctx, b.s.standardMode(), plan.PlatformTokenID, moved, nil)
+			if err != nil {
+				return b.progress, err
+			}
+			rechecks = append(rechecks, recheck{plan.PlatformTokenID, absent})
 		}
-	} else {
-		absent = b.verifyWithRetries(ctx, plan.TokenID, plan.Verifiable)
 	}
 
-	if len(absent) > 0 {
-		b.progress.AwaitingRecheck = len(absent)
+	var waiting []int64
+	for _, r := range rechecks {
+		waiting = append(waiting, r.ids...)
+	}
+	if len(waiting) > 0 {
+		b.progress.AwaitingRecheck = len(waiting)
 		b.setPhase(ctx, "awaiting-recheck")
 		// Keep the lease over the grace delay, or another dispatch would take the claims.
 		if err := workflow.ExecuteActivity(sctx, a.ExtendLease, activities.ExtendLeaseInput{
-			Owner: b.in.LeaseOwner, ClaimIDs: absent, TTL: b.s.RecheckDelay + b.in.LeaseTTL,
+			Owner: b.in.LeaseOwner, ClaimIDs: waiting, TTL: b.s.RecheckDelay + b.in.LeaseTTL,
 		}).Get(ctx, nil); err != nil {
 			return b.progress, err
 		}
@@ -210,24 +267,100 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 		}
 		b.setPhase(ctx, "rechecking")
 		b.progress.AwaitingRecheck = 0
-		for _, r := range b.runChunks(ctx, plan.TokenID, absent, true) {
-			b.deferFailed(r.Deferred)
-			b.deferAll(r.NeedPermits, graph.Transient, "re-check ran out of permits")
+		for _, rc := range rechecks {
+			for _, r := range b.runChunks(ctx, rc.tokenID, rc.ids, true) {
+				b.deferFailed(r.Deferred)
+				b.deferAll(r.NeedPermits, graph.Transient, "re-check ran out of permits")
+			}
 		}
 	}
 	return b.finish(ctx)
 }
 
-// sample checks a growing sample of the batch, in an order drawn from the
+// changeHybrid versions the Governor's modes (honor, per-user risk, the
+// premium fallback to the platform token).
+const changeHybrid = "hybrid-modes"
+
+// decide settles claims in a mode on a token and returns those without
+// evidence on their first check. Claims of risky users (a recent false
+// claim) are verified one by one whatever the mode.
+func (b *tenantBatch) decide(ctx workflow.Context, mode, tokenID string, ids, risky []int64) ([]int64, error) {
+	switch mode {
+	case ModeHonor:
+		absent := b.verifyWithRetries(ctx, tokenID, risky)
+		return absent, b.approveOnHonor(ctx, ids)
+	case ModeSample:
+		absent := b.verifyWithRetries(ctx, tokenID, risky)
+		more, err := b.sample(ctx, tokenID, ids)
+		return append(absent, more...), err
+	}
+	return b.verifyWithRetries(ctx, tokenID, append(slices.Clone(risky), ids...)), nil
+}
+
+// approveOnHonor approves claims without a call: provisional, audited later
+// with spare budget.
+func (b *tenantBatch) approveOnHonor(ctx workflow.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	reason, _ := json.Marshal(b.s.ModeReason) //workflowcheck:ignore (a string marshals deterministically)
+	ev := `{"mode":"` + ModeHonor + `","reason":` + string(reason) + `}`
+	decisions := make([]store.Decision, len(ids))
+	for i, id := range ids {
+		decisions[i] = store.Decision{ClaimID: id, Verdict: store.VerdictApprovedOnHonor, Method: activities.MethodHonor, Evidence: ev}
+	}
+	var a *activities.Activities
+	var n int
+	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+	if err := workflow.ExecuteActivity(sctx, a.RecordVerdicts, decisions).Get(ctx, &n); err != nil {
+		return err
+	}
+	b.progress.ApprovedOnHonor += n
+	return nil
+}
+
+// takeTokenFailures removes from the deferrals the claims whose check failed
+// on the token itself (broken, or no permission on the account) and returns
+// them, with the first failure's reason.
+func (b *tenantBatch) takeTokenFailures() (ids []int64, reason string) {
+	kept := b.deferrals[:0]
+	for _, d := range b.deferrals {
+		if d.Class == graph.TokenBroken || d.Class == graph.Permission {
+			ids = append(ids, d.ClaimID)
+			if reason == "" {
+				reason = d.Reason
+			}
+			continue
+		}
+		kept = append(kept, d)
+	}
+	b.deferrals = kept
+	return ids, reason
+}
+
+// alertGovernor tells the Governor about the tenant's token. Without a
+// Governor (a test, an old deployment) the batch goes on: it has already
+// moved its own claims.
+func (b *tenantBatch) alertGovernor(ctx workflow.Context, alert policy.TokenAlert) {
+	err := workflow.SignalExternalWorkflow(ctx, policy.GovernorWorkflowID, "", policy.SignalTokenAlert, alert).Get(ctx, nil)
+	if err != nil {
+		workflow.GetLogger(ctx).Warn("governor not told about the token", "TokenID", alert.TokenID, "error", err)
+	}
+}
+
+// sample checks a growing sample of the claims, in an order drawn from the
 // workflow's identity, until the sampling plan decides: approve the rest
 // (approved_by_sample, provisional until audited) or escalate (verify the
 // rest, claim by claim). A claim without evidence on its first check counts
 // as a failure for the decision (Meta's data may lag; it is rejected only
 // after the grace re-check), so doubt leans towards verifying more. It
 // returns the claims to re-check.
-func (b *tenantBatch) sample(ctx workflow.Context, plan activities.Plan) ([]int64, error) {
+func (b *tenantBatch) sample(ctx workflow.Context, tokenID string, ids []int64) ([]int64, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
 	sp := policy.DefaultSamplingPlan()
-	order := policy.SampleOrder(plan.Verifiable, workflow.GetInfo(ctx).WorkflowExecution.ID)
+	order := policy.SampleOrder(ids, workflow.GetInfo(ctx).WorkflowExecution.ID)
 	n := len(order)
 	var absent []int64
 	checked, failed := 0, 0
@@ -236,7 +369,7 @@ func (b *tenantBatch) sample(ctx workflow.Context, plan activities.Plan) ([]int6
 	for pos < n {
 		round := order[pos:next]
 		deferredBefore := len(b.deferrals)
-		roundAbsent := b.verifyWithRetries(ctx, plan.TokenID, round)
+		roundAbsent := b.verifyWithRetries(ctx, tokenID, round)
 		absent = append(absent, roundAbsent...)
 		checked += len(round) - (len(b.deferrals) - deferredBefore) // claims handed back are not in the sample
 		failed += len(roundAbsent)
@@ -254,7 +387,7 @@ func (b *tenantBatch) sample(ctx workflow.Context, plan activities.Plan) ([]int6
 	}
 	if verdict == policy.Escalate {
 		b.setPhase(ctx, "escalated")
-		return append(absent, b.verifyWithRetries(ctx, plan.TokenID, rest)...), nil
+		return append(absent, b.verifyWithRetries(ctx, tokenID, rest)...), nil
 	}
 	// Approve: the rest of the batch on the sample's word, provisionally.
 	evidence := fmt.Sprintf(`{"sampled":%d,"failed_first_check":%d,"batch":%d,"plan":"SPRT p0=%.2f p1=%.2f beta=%.2f alpha=%.2f"}`,
@@ -426,13 +559,13 @@ func (b *tenantBatch) deferFailed(failed []activities.Failed) {
 		if f.Class == graph.TokenBroken && b.progress.Alert == "" {
 			b.progress.Alert = "token " + b.progress.TokenID + " is broken: " + f.Reason
 		}
-		b.deferrals = append(b.deferrals, activities.Deferral{ClaimID: f.ClaimID, After: after, Reason: string(f.Class) + ": " + f.Reason})
+		b.deferrals = append(b.deferrals, activities.Deferral{ClaimID: f.ClaimID, After: after, Reason: string(f.Class) + ": " + f.Reason, Class: f.Class})
 	}
 }
 
 func (b *tenantBatch) deferAll(ids []int64, class graph.Class, reason string) {
 	for _, id := range ids {
-		b.deferrals = append(b.deferrals, activities.Deferral{ClaimID: id, After: b.backoff(class), Reason: string(class) + ": " + reason})
+		b.deferrals = append(b.deferrals, activities.Deferral{ClaimID: id, After: b.backoff(class), Reason: string(class) + ": " + reason, Class: class})
 	}
 }
 

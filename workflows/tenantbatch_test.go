@@ -50,7 +50,7 @@ func batchInput(ids ...int64) workflows.TenantBatchInput {
 
 func TestTenantBatchDecidesByRuleVerifiesAndRechecksAbsentClaims(t *testing.T) {
 	env, a := newEnv(t)
-	env.OnActivity(a.PlanBatch, mock.Anything, activities.PlanInput{TenantID: "acme", ClaimIDs: []int64{1, 2, 3, 4}}).Return(activities.Plan{
+	env.OnActivity(a.PlanBatch, mock.Anything, activities.PlanInput{TenantID: "acme", ClaimIDs: []int64{1, 2, 3, 4}, SplitRisky: true}).Return(activities.Plan{
 		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform",
 		Verifiable:   []int64{1, 2, 3},
 		Unverifiable: []activities.Unverifiable{{ClaimID: 4, Kind: claim.IGFollow}},
@@ -78,7 +78,7 @@ func TestTenantBatchDecidesByRuleVerifiesAndRechecksAbsentClaims(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	var p workflows.Progress
 	require.NoError(t, env.GetWorkflowResult(&p))
-	require.Equal(t, workflows.Progress{Phase: "done", TenantID: "acme", TokenID: "platform", Total: 4, Unverifiable: 1, Verified: 2, Rejected: 1, Calls: 4}, p)
+	require.Equal(t, workflows.Progress{Phase: "done", TenantID: "acme", TokenID: "platform", Total: 4, Unverifiable: 1, Verified: 2, Rejected: 1, Calls: 4, Mode: "verify"}, p)
 	require.GreaterOrEqual(t, recheckAt.Sub(start), workflows.DefaultBatchSettings().RecheckDelay, "absent claims are re-checked only after the grace delay")
 	env.AssertExpectations(t)
 }

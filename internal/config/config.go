@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/secret"
 )
 
@@ -35,9 +36,21 @@ type Config struct {
 	BatchSize    int           // claims per Dispatcher run
 	LeaseTTL     time.Duration // how long a claimed batch stays leased without renewal (before Speed)
 	RecheckDelay time.Duration // grace before a claim without evidence is checked again and rejected (before Speed)
-	// Mode for standard tenants: "verify" (every claim checked) or "sample"
-	// (a sequential sample decides the batch; see internal/policy).
+	// Mode for standard tenants, the Governor's starting platform mode:
+	// "auto" (sample, or honor above HonorAbove claims/hour), "verify" (every
+	// claim checked), "sample" (a sequential sample decides the batch; see
+	// internal/policy) or "honor". Operators change it with set-mode.
 	Mode string
+	// The Governor's thresholds (platform time): honor above HonorAbove
+	// claims/hour, back to sampling below HonorBelow, no automatic switch
+	// within ModeDwell of the last; a warning above QueueWarning open claims.
+	HonorAbove   int
+	HonorBelow   int
+	ModeDwell    time.Duration
+	QueueWarning int
+	// UserRiskTTL is how long a user with a false claim is verified one by
+	// one (before Speed).
+	UserRiskTTL time.Duration
 
 	LogLevel string
 }
@@ -58,7 +71,12 @@ func Default() Config {
 		BatchSize:       500,
 		LeaseTTL:        10 * time.Minute,
 		RecheckDelay:    2 * time.Minute,
-		Mode:            "verify",
+		Mode:            "auto",
+		HonorAbove:      20_000,
+		HonorBelow:      16_000,
+		ModeDwell:       10 * time.Minute,
+		QueueWarning:    5_000,
+		UserRiskTTL:     24 * time.Hour,
 		LogLevel:        "info",
 	}
 }
@@ -94,7 +112,18 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "claims per Dispatcher run (env BATCH_SIZE)")
 	dur(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease on claimed claims before speed-up")
 	dur(&c.RecheckDelay, "recheck-delay", "RECHECK_DELAY", "grace before re-checking a claim without evidence, before speed-up")
-	str(&c.Mode, "mode", "VERIFICATION_MODE", "standard tenants: verify (every claim) or sample (a sequential sample decides the batch)")
+	num := func(p *int, name, env, usage string) {
+		if v, err := strconv.Atoi(os.Getenv(env)); err == nil {
+			*p = v
+		}
+		fs.IntVar(p, name, *p, usage+" (env "+env+")")
+	}
+	str(&c.Mode, "mode", "VERIFICATION_MODE", "standard tenants' starting mode: auto (sample, honor under heavy load), verify, sample or honor")
+	num(&c.HonorAbove, "honor-above", "HONOR_ABOVE", "auto mode: honor above this many claims/hour")
+	num(&c.HonorBelow, "honor-below", "HONOR_BELOW", "auto mode: back to sampling below this many claims/hour")
+	dur(&c.ModeDwell, "mode-dwell", "MODE_DWELL", "auto mode: least time between switches, before speed-up")
+	num(&c.QueueWarning, "queue-warning", "QUEUE_WARNING", "warn above this many open claims")
+	dur(&c.UserRiskTTL, "user-risk-ttl", "USER_RISK_TTL", "how long a user with a false claim is verified one by one, before speed-up; 0 disables")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 }
 
@@ -120,8 +149,14 @@ func (c Config) Validate() error {
 	if c.Scaled(c.Interval) < time.Second {
 		errs = append(errs, fmt.Errorf("interval %v at speed %v is under a second, the Schedule's resolution", c.Interval, c.Speed))
 	}
-	if c.Mode != "verify" && c.Mode != "sample" {
-		errs = append(errs, fmt.Errorf("mode must be verify or sample, got %q", c.Mode))
+	if _, err := policy.ParseMode(c.Mode); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Thresholds().Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.UserRiskTTL < 0 {
+		errs = append(errs, fmt.Errorf("user risk TTL %v is negative", c.UserRiskTTL))
 	}
 	if c.AppSecretRef != "" {
 		if err := secret.CheckRef(c.AppSecretRef); err != nil {
@@ -132,6 +167,13 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("store URL, Temporal address and platform token id are required"))
 	}
 	return errors.Join(errs...)
+}
+
+// Thresholds are the Governor's thresholds from the configuration.
+func (c Config) Thresholds() policy.LoadThresholds {
+	return policy.DefaultLoadThresholds().Merge(policy.LoadThresholds{
+		HonorAbove: c.HonorAbove, HonorBelow: c.HonorBelow, MinDwell: policy.Duration(c.ModeDwell), QueueWarning: c.QueueWarning,
+	})
 }
 
 // Scaled divides a simulated duration by the speed factor.

@@ -1,41 +1,109 @@
 package policy
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 )
 
-// Mode is how a standard tenant's claims are decided.
+// Mode is how a tenant's claims are decided.
 type Mode string
 
 const (
+	ModeAuto   Mode = "auto"   // the Governor picks sample or honor from the load
 	ModeVerify Mode = "verify" // every verifiable claim checked with the Graph API
 	ModeSample Mode = "sample" // a sequential sample decides the batch (SamplingPlan)
 	ModeHonor  Mode = "honor"  // approved on honor, audited later with spare budget
 )
 
-// Load thresholds for switching between sampling and honor, with hysteresis:
-// honor starts above HonorAbove claims an hour and ends only below HonorBelow,
-// and no switch follows another within MinDwell, so a load hovering at the
-// threshold does not flap.
+// ParseMode reads a mode as operators write it.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeAuto, ModeVerify, ModeSample, ModeHonor:
+		return m, nil
+	}
+	return "", fmt.Errorf("mode must be auto, verify, sample or honor, got %q", s)
+}
+
+// Duration is a time.Duration that JSON writes and reads as "10m", so that
+// operators can type it in a signal and read it in a query.
+type Duration time.Duration
+
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		var ns int64 // a plain number is nanoseconds, as time.Duration writes it
+		if err := json.Unmarshal(b, &ns); err != nil {
+			return fmt.Errorf(`duration must be a string like "10m": %s`, b)
+		}
+		*d = Duration(ns)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// LoadThresholds are the Governor's settings, in platform (simulated) time:
+// honor starts above HonorAbove claims an hour and ends only below
+// HonorBelow, and no automatic switch follows another within MinDwell, so a
+// load hovering at the threshold does not flap. More than QueueWarning open
+// claims raise a warning, which clears below QueueClear.
 type LoadThresholds struct {
-	HonorAbove int           // claims/hour; the user's plan: 20,000
-	HonorBelow int           // claims/hour to return to sampling; default 80% of HonorAbove
-	MinDwell   time.Duration // least time in a mode before the next automatic switch
+	HonorAbove   int      `json:"honor_above"`   // claims/hour; the user's plan: 20,000
+	HonorBelow   int      `json:"honor_below"`   // claims/hour to return to sampling; default 80% of HonorAbove
+	MinDwell     Duration `json:"min_dwell"`     // least time in a mode before the next automatic switch
+	QueueWarning int      `json:"queue_warning"` // open claims (pending or leased); the user's plan: 5,000
+	QueueClear   int      `json:"queue_clear"`   // the warning clears at or below this; default 80% of QueueWarning
 }
 
 // DefaultLoadThresholds follows the user's plan.
 func DefaultLoadThresholds() LoadThresholds {
-	return LoadThresholds{HonorAbove: 20_000, HonorBelow: 16_000, MinDwell: 10 * time.Minute}
+	return LoadThresholds{HonorAbove: 20_000, HonorBelow: 16_000, MinDwell: Duration(10 * time.Minute), QueueWarning: 5_000, QueueClear: 4_000}
+}
+
+// Merge applies the non-zero fields of a set-thresholds patch. When only
+// the upper bound of a pair is given, the lower follows it at 80%.
+func (t LoadThresholds) Merge(p LoadThresholds) LoadThresholds {
+	if p.HonorAbove > 0 {
+		t.HonorAbove = p.HonorAbove
+		if p.HonorBelow == 0 {
+			t.HonorBelow = p.HonorAbove * 4 / 5
+		}
+	}
+	if p.HonorBelow > 0 {
+		t.HonorBelow = p.HonorBelow
+	}
+	if p.MinDwell != 0 {
+		t.MinDwell = p.MinDwell
+	}
+	if p.QueueWarning > 0 {
+		t.QueueWarning = p.QueueWarning
+		if p.QueueClear == 0 {
+			t.QueueClear = p.QueueWarning * 4 / 5
+		}
+	}
+	if p.QueueClear > 0 {
+		t.QueueClear = p.QueueClear
+	}
+	return t
 }
 
 // Validate reports thresholds that would flap or never switch.
 func (t LoadThresholds) Validate() error {
 	if t.HonorAbove <= 0 || t.HonorBelow <= 0 || t.HonorBelow >= t.HonorAbove {
-		return fmt.Errorf("need 0 < honor below (%d) < honor above (%d)", t.HonorBelow, t.HonorAbove)
+		return fmt.Errorf("need 0 < honor_below (%d) < honor_above (%d)", t.HonorBelow, t.HonorAbove)
 	}
 	if t.MinDwell < 0 {
-		return fmt.Errorf("min dwell %v is negative", t.MinDwell)
+		return fmt.Errorf("min_dwell %v is negative", time.Duration(t.MinDwell))
+	}
+	if t.QueueWarning <= 0 || t.QueueClear < 0 || t.QueueClear >= t.QueueWarning {
+		return fmt.Errorf("need 0 <= queue_clear (%d) < queue_warning (%d)", t.QueueClear, t.QueueWarning)
 	}
 	return nil
 }
@@ -47,7 +115,7 @@ func AutoMode(current Mode, arrivalPerHour float64, held time.Duration, t LoadTh
 	if current != ModeHonor && current != ModeSample {
 		current = ModeSample
 	}
-	if held < t.MinDwell {
+	if held < time.Duration(t.MinDwell) {
 		return current, ""
 	}
 	switch {

@@ -62,7 +62,7 @@ func TestLoadThresholdsValidate(t *testing.T) {
 	if err := policy.DefaultLoadThresholds().Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := (policy.LoadThresholds{HonorAbove: 100, HonorBelow: 100}).Validate(); err == nil {
+	if err := (policy.LoadThresholds{HonorAbove: 100, HonorBelow: 100, QueueWarning: 10}).Validate(); err == nil {
 		t.Fatal("equal thresholds accepted: they would flap")
 	}
 }

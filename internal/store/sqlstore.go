@@ -13,11 +13,13 @@ import (
 	"github.com/socialproof/verifier/internal/claim"
 )
 
-// Batch sizes. A submitted claim takes 9 query parameters; 500 rows stay far
-// below the parameter limits of both databases (PostgreSQL 65535, SQLite
-// 32766) while keeping round trips few.
+// Batch sizes. A submitted claim takes 9 query parameters, a user flag 4, an
+// id or user in an IN list 1; the chunks stay far below the parameter limits
+// of both databases (PostgreSQL 65535, SQLite 32766) while keeping round trips
+// few.
 const (
 	submitChunk = 500
+	flagChunk   = 1000
 	idChunk     = 1000
 )
 
@@ -32,7 +34,7 @@ var _ Store = (*sqlStore)(nil)
 // claimColumns is the column list scanClaim reads, in order.
 const claimColumns = `id, tenant_id, idem_key, user_ref, handle, kind, target, code, since,
 	submitted_at, status, attempts, not_before, last_error, lease_owner, lease_expires_at,
-	verdict, method, evidence, decided_at, revoked_from, revoked_evidence, revoked_at`
+	verdict, method, evidence, decided_at, revoked_from, revoked_evidence, revoked_at, audited_at`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -45,7 +47,8 @@ func scanClaim(row scanner) (Claim, error) {
 	)
 	err := row.Scan(&c.ID, &c.Tenant, &c.Key, &c.User, &c.Handle, &kind, &c.Target, &c.Code, timeColumn{&since},
 		timeColumn{&c.SubmittedAt}, &c.Status, &c.Attempts, timeColumn{&c.NotBefore}, &c.LastError, &c.LeaseOwner, timeColumn{&c.LeaseExpiry},
-		&c.Verdict, &c.Method, &c.Evidence, timeColumn{&c.DecidedAt}, &c.RevokedFrom, &c.RevokedEvidence, timeColumn{&c.RevokedAt})
+		&c.Verdict, &c.Method, &c.Evidence, timeColumn{&c.DecidedAt}, &c.RevokedFrom, &c.RevokedEvidence, timeColumn{&c.RevokedAt},
+		timeColumn{&c.AuditedAt})
 	if err != nil {
 		return Claim{}, err
 	}
@@ -594,11 +597,14 @@ func (s *sqlStore) Revoke(ctx context.Context, id int64, evidence string, now ti
 	var revoked bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		// SET expressions read the row as it was, so revoked_from gets the
-		// verdict being replaced.
+		// verdict being replaced. A revocation is an audit outcome, so it
+		// sets audited_at too, even over an earlier audit that confirmed the
+		// verdict: audited_at dates the audit the current verdict comes from.
+		revokedAt := s.d.timeArg(now)
 		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims
-			SET verdict = ?, revoked_from = verdict, revoked_evidence = ?, revoked_at = ?
+			SET verdict = ?, revoked_from = verdict, revoked_evidence = ?, revoked_at = ?, audited_at = ?
 			WHERE id = ? AND status = 'decided' AND verdict <> ?`),
-			VerdictRevoked, evidence, s.d.timeArg(now), id, VerdictRevoked)
+			VerdictRevoked, evidence, revokedAt, revokedAt, id, VerdictRevoked)
 		if err != nil {
 			return err
 		}
@@ -613,9 +619,10 @@ func (s *sqlStore) Revoke(ctx context.Context, id int64, evidence string, now ti
 }
 
 func (s *sqlStore) Stats(ctx context.Context) ([]Stats, error) {
-	// No ORDER BY: the grouping runs straight off the covering index, and
+	// No ORDER BY: the grouping runs straight off the covering index
+	// claims_tenant_status (which holds audited_at for the second count), and
 	// sorting happens below in byte order anyway.
-	rows, err := s.db.QueryContext(ctx, `SELECT tenant_id, status, verdict, COUNT(*) FROM claims
+	rows, err := s.db.QueryContext(ctx, `SELECT tenant_id, status, verdict, COUNT(*), COUNT(audited_at) FROM claims
 		GROUP BY tenant_id, status, verdict`)
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
@@ -625,9 +632,9 @@ func (s *sqlStore) Stats(ctx context.Context) ([]Stats, error) {
 	for rows.Next() {
 		var (
 			tenant, status, verdict string
-			count                   int
+			count, audited          int
 		)
-		if err := rows.Scan(&tenant, &status, &verdict, &count); err != nil {
+		if err := rows.Scan(&tenant, &status, &verdict, &count, &audited); err != nil {
 			return nil, fmt.Errorf("stats: %w", err)
 		}
 		st := byTenant[tenant]
@@ -635,6 +642,7 @@ func (s *sqlStore) Stats(ctx context.Context) ([]Stats, error) {
 			st = &Stats{Tenant: tenant, Decided: map[string]int{}}
 			byTenant[tenant] = st
 		}
+		st.Audited += audited
 		switch status {
 		case StatusPending:
 			st.Pending += count
@@ -672,6 +680,170 @@ func (s *sqlStore) Decided(ctx context.Context, f ExportFilter) ([]Claim, error)
 		return nil, fmt.Errorf("decided: %w", err)
 	}
 	return claims, nil
+}
+
+// ---- user risk ----
+
+// tenantUser identifies a flagged user.
+type tenantUser struct{ tenant, user string }
+
+func (s *sqlStore) FlagUsers(ctx context.Context, flags []UserFlag) error {
+	for i, f := range flags {
+		switch {
+		case f.Tenant == "":
+			return fmt.Errorf("flag users: flag %d: empty tenant", i)
+		case f.User == "":
+			return fmt.Errorf("flag users: flag %d (tenant %s): empty user", i, f.Tenant)
+		case f.Until.IsZero():
+			return fmt.Errorf("flag users: flag %d (%s/%s): zero until", i, f.Tenant, f.User)
+		}
+	}
+	// PostgreSQL refuses an upsert that touches a row twice, so a user
+	// flagged more than once in the call is reduced here to the flag the
+	// database would keep: the latest Until, at the precision stored, the
+	// first such flag on a tie, as if the flags were applied in order.
+	latest := make(map[tenantUser]UserFlag, len(flags))
+	for _, f := range flags {
+		k := tenantUser{f.Tenant, f.User}
+		prev, seen := latest[k]
+		if !seen || f.Until.Truncate(time.Microsecond).After(prev.Until.Truncate(time.Microsecond)) {
+			latest[k] = f
+		}
+	}
+	// Rows in key order, so concurrent callers lock shared rows in the same
+	// order and cannot deadlock on PostgreSQL.
+	keys := make([]tenantUser, 0, len(latest))
+	for k := range latest {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b tenantUser) int {
+		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
+			return c
+		}
+		return strings.Compare(a.user, b.user)
+	})
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, chunk := range chunks(keys, flagChunk) {
+			args := make([]any, 0, len(chunk)*4)
+			for _, k := range chunk {
+				f := latest[k]
+				args = append(args, f.Tenant, f.User, s.d.timeArg(f.Until), f.Reason)
+			}
+			// The WHERE keeps a stored flag that lasts at least as long,
+			// reason included.
+			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO user_risk (tenant_id, user_ref, until, reason)
+				VALUES `+placeholders(len(chunk), 4)+`
+				ON CONFLICT (tenant_id, user_ref) DO UPDATE SET until = excluded.until, reason = excluded.reason
+				WHERE excluded.until > user_risk.until`), args...)
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("flag users: %w", err)
+	}
+	return nil
+}
+
+func (s *sqlStore) RiskyUsers(ctx context.Context, tenant string, users []string, now time.Time) ([]string, error) {
+	// A zero now would compare with NULL and find nobody risky: refuse it
+	// rather than let risky users through.
+	if now.IsZero() {
+		return nil, errors.New("risky users: zero now")
+	}
+	unique := slices.Clone(users)
+	slices.Sort(unique)
+	unique = slices.Compact(unique)
+	nowArg := s.d.timeArg(now)
+	var risky []string
+	for _, chunk := range chunks(unique, idChunk) {
+		args := make([]any, 0, len(chunk)+2)
+		args = append(args, tenant, nowArg)
+		for _, u := range chunk {
+			args = append(args, u)
+		}
+		found, err := s.queryStrings(ctx, `SELECT user_ref FROM user_risk
+			WHERE tenant_id = ? AND until > ? AND user_ref IN `+inList(len(chunk)), args...)
+		if err != nil {
+			return nil, fmt.Errorf("risky users of %s: %w", tenant, err)
+		}
+		risky = append(risky, found...)
+	}
+	// Chunks are disjoint, so there is nothing to deduplicate; sorting is
+	// byte order, the same on both databases whatever PostgreSQL's collation.
+	slices.Sort(risky)
+	return risky, nil
+}
+
+// queryStrings runs a query selecting one text column.
+func (s *sqlStore) queryStrings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(query), args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// ---- audit ----
+
+// provisionalUnaudited selects the claims awaiting audit. It is the condition
+// of the partial index claims_audit_queue word for word: SQLite uses a partial
+// index only for a query whose WHERE contains the index's condition. Only a
+// decided claim has a verdict, so the status need not be tested.
+const provisionalUnaudited = `verdict IN ('approved_by_sample', 'approved_on_honor') AND audited_at IS NULL`
+
+func (s *sqlStore) AuditQueue(ctx context.Context, limit int, decidedBefore time.Time) ([]Claim, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	claims, err := s.queryClaims(ctx, s.db, `SELECT `+claimColumns+` FROM claims
+		WHERE `+provisionalUnaudited+` AND decided_at <= ?
+		ORDER BY decided_at, id
+		LIMIT ?`, s.d.timeArg(decidedBefore), limit)
+	if err != nil {
+		return nil, fmt.Errorf("audit queue: %w", err)
+	}
+	return claims, nil
+}
+
+func (s *sqlStore) MarkAudited(ctx context.Context, ids []int64, now time.Time) (int, error) {
+	// A zero now would write NULL: claims counted as marked yet still queued.
+	if now.IsZero() {
+		return 0, errors.New("mark audited: zero now")
+	}
+	auditedAt := s.d.timeArg(now)
+	marked := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, chunk := range chunks(ids, idChunk) {
+			args := append([]any{auditedAt}, idArgs(chunk)...)
+			res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims SET audited_at = ?
+				WHERE `+provisionalUnaudited+` AND id IN `+inList(len(chunk))), args...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			marked += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("mark audited: %w", err)
+	}
+	return marked, nil
 }
 
 func (s *sqlStore) Close() error {

@@ -107,6 +107,10 @@ type Claim struct {
 	RevokedFrom     string // the verdict before revocation
 	RevokedEvidence string
 	RevokedAt       time.Time
+
+	// AuditedAt is when an audit confirmed the provisional verdict, or revoked
+	// the claim; zero when not audited.
+	AuditedAt time.Time
 }
 
 // Decision is a verdict for one claim.
@@ -136,6 +140,16 @@ type Stats struct {
 	Pending int
 	Leased  int
 	Decided map[string]int // by verdict
+	Audited int            // claims with AuditedAt set: confirmed or revoked by an audit
+}
+
+// UserFlag marks a tenant's user as risky until Until: their claims are
+// verified one by one, never approved by a sample or on honor.
+type UserFlag struct {
+	Tenant string
+	User   string
+	Until  time.Time
+	Reason string
 }
 
 // ExportFilter selects decided claims for export.
@@ -186,8 +200,10 @@ type Store interface {
 	Defer(ctx context.Context, owner string, deferrals []Deferral) (int, error)
 
 	// Revoke turns a decided claim's verdict into revoked, keeping the earlier
-	// verdict in RevokedFrom. Revoking twice is harmless. Returns false if the
-	// claim is not decided or already revoked.
+	// verdict in RevokedFrom. A revocation is an audit outcome: it sets
+	// AuditedAt to now, which takes the claim out of the audit queue. Revoking
+	// twice is harmless. Returns false if the claim is not decided or already
+	// revoked.
 	Revoke(ctx context.Context, id int64, evidence string, now time.Time) (bool, error)
 
 	// Stats counts claims per tenant, sorted by tenant id.
@@ -195,6 +211,24 @@ type Store interface {
 
 	// Decided lists decided claims in id order, for export.
 	Decided(ctx context.Context, f ExportFilter) ([]Claim, error)
+
+	// FlagUsers records flags; a user already flagged keeps the later Until
+	// (and that flag's reason).
+	FlagUsers(ctx context.Context, flags []UserFlag) error
+
+	// RiskyUsers returns which of users (of tenant) are flagged with Until
+	// after now, sorted, without duplicates.
+	RiskyUsers(ctx context.Context, tenant string, users []string, now time.Time) ([]string, error)
+
+	// AuditQueue returns up to limit provisional claims (verdict
+	// approved_by_sample or approved_on_honor) not yet audited and decided at
+	// or before decidedBefore, oldest decision first (decided_at, then id).
+	AuditQueue(ctx context.Context, limit int, decidedBefore time.Time) ([]Claim, error)
+
+	// MarkAudited records that an audit confirmed these provisional claims
+	// (their verdict stays); claims not provisional or already audited are
+	// left alone. Returns how many it marked.
+	MarkAudited(ctx context.Context, ids []int64, now time.Time) (int, error)
 
 	Close() error
 }

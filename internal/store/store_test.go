@@ -558,6 +558,9 @@ func TestRevoke(t *testing.T) {
 			t.Fatal(err)
 		}
 		revokedAt := t0.Add(time.Hour)
+		if queued, err := s.AuditQueue(ctx, 10, revokedAt); err != nil || !slices.Equal(claimIDs(queued), ids[:1]) {
+			t.Fatalf("AuditQueue before Revoke: %v, %v; want [%d]", claimIDs(queued), err, ids[0])
+		}
 		tests := []struct {
 			name string
 			id   int64
@@ -581,6 +584,13 @@ func TestRevoke(t *testing.T) {
 		if c.Status != store.StatusDecided || c.Verdict != store.VerdictRevoked || c.RevokedFrom != store.VerdictApprovedBySample ||
 			c.RevokedEvidence != "comment deleted" || !c.RevokedAt.Equal(revokedAt) || c.Method != "sample" {
 			t.Errorf("revoked claim: %+v", c)
+		}
+		// A revocation is an audit outcome: the claim leaves the audit queue.
+		if !c.AuditedAt.Equal(revokedAt) {
+			t.Errorf("revoked claim: AuditedAt %v, want %v", c.AuditedAt, revokedAt)
+		}
+		if queued, err := s.AuditQueue(ctx, 10, revokedAt); err != nil || len(queued) != 0 {
+			t.Errorf("AuditQueue after Revoke: %v, %v; want none", claimIDs(queued), err)
 		}
 		if p := getClaim(t, s, ids[1]); p.Status != store.StatusPending || p.Verdict != "" {
 			t.Errorf("pending claim after refused revoke: status %q verdict %q", p.Status, p.Verdict)
@@ -686,7 +696,7 @@ func TestStatsAndDecided(t *testing.T) {
 		}
 		want := []store.Stats{
 			{Tenant: "alpha", Pending: 2, Decided: map[string]int{store.VerdictVerified: 2, store.VerdictRejected: 1}},
-			{Tenant: "beta", Leased: 1, Decided: map[string]int{store.VerdictVerified: 3, store.VerdictRevoked: 1}},
+			{Tenant: "beta", Leased: 1, Decided: map[string]int{store.VerdictVerified: 3, store.VerdictRevoked: 1}, Audited: 1}, // the revocation
 		}
 		if fmt.Sprint(stats) != fmt.Sprint(want) {
 			t.Errorf("Stats:\n got %+v\nwant %+v", stats, want)
@@ -930,6 +940,368 @@ func TestSubmitTenThousand(t *testing.T) {
 		}
 		if total != n {
 			t.Errorf("pending %d, want %d", total, n)
+		}
+	})
+}
+
+// flagReason reads a stored flag's reason, which the Store API does not return.
+func flagReason(t *testing.T, b backend, dsn, tenant, user string) string {
+	t.Helper()
+	raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var reason string
+	// Literals rather than parameters: the two drivers spell placeholders differently.
+	err = raw.QueryRow(`SELECT reason FROM user_risk WHERE tenant_id = '` + tenant + `' AND user_ref = '` + user + `'`).Scan(&reason)
+	if err != nil {
+		t.Fatalf("read reason of %s/%s: %v", tenant, user, err)
+	}
+	return reason
+}
+
+func riskyUsers(t *testing.T, s store.Store, tenant string, users []string, now time.Time) []string {
+	t.Helper()
+	got, err := s.RiskyUsers(context.Background(), tenant, users, now)
+	if err != nil {
+		t.Fatalf("RiskyUsers: %v", err)
+	}
+	return got
+}
+
+func TestFlagUsersKeepsLaterUntil(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		// Each step flags, then checks the flag's Until (risky just before
+		// it, not at it) and reason.
+		steps := []struct {
+			name       string
+			flags      []store.UserFlag
+			user       string
+			until      time.Time
+			wantReason string
+		}{
+			{"first flag", []store.UserFlag{{Tenant: "acme", User: "u1", Until: h(2), Reason: "a"}}, "u1", h(2), "a"},
+			{"shorter flag ignored", []store.UserFlag{{Tenant: "acme", User: "u1", Until: h(1), Reason: "b"}}, "u1", h(2), "a"},
+			{"equal flag ignored", []store.UserFlag{{Tenant: "acme", User: "u1", Until: h(2), Reason: "c"}}, "u1", h(2), "a"},
+			{"longer flag wins", []store.UserFlag{{Tenant: "acme", User: "u1", Until: h(3), Reason: "d"}}, "u1", h(3), "d"},
+			{"repeated within a call", []store.UserFlag{
+				{Tenant: "acme", User: "u2", Until: h(1), Reason: "x"},
+				{Tenant: "acme", User: "u2", Until: h(5), Reason: "y"},
+				{Tenant: "acme", User: "u2", Until: h(2), Reason: "z"},
+			}, "u2", h(5), "y"},
+			{"repeated within a call, stored one longer", []store.UserFlag{
+				{Tenant: "acme", User: "u1", Until: h(1), Reason: "p"},
+				{Tenant: "acme", User: "u1", Until: h(2), Reason: "q"},
+			}, "u1", h(3), "d"},
+		}
+		for _, st := range steps {
+			if err := s.FlagUsers(ctx, st.flags); err != nil {
+				t.Fatalf("%s: FlagUsers: %v", st.name, err)
+			}
+			if got := riskyUsers(t, s, "acme", []string{st.user}, st.until.Add(-time.Microsecond)); !slices.Equal(got, []string{st.user}) {
+				t.Errorf("%s: just before %v: risky %v, want [%s]", st.name, st.until, got, st.user)
+			}
+			if got := riskyUsers(t, s, "acme", []string{st.user}, st.until); len(got) != 0 {
+				t.Errorf("%s: at %v: risky %v, want none", st.name, st.until, got)
+			}
+			if got := flagReason(t, b, dsn, "acme", st.user); got != st.wantReason {
+				t.Errorf("%s: reason %q, want %q", st.name, got, st.wantReason)
+			}
+		}
+
+		for _, bad := range []store.UserFlag{
+			{User: "u", Until: h(1)},
+			{Tenant: "acme", Until: h(1)},
+			{Tenant: "acme", User: "u"},
+		} {
+			if err := s.FlagUsers(ctx, []store.UserFlag{bad}); err == nil {
+				t.Errorf("FlagUsers(%+v) succeeded", bad)
+			}
+		}
+		if err := s.FlagUsers(ctx, nil); err != nil {
+			t.Errorf("FlagUsers(nil): %v", err)
+		}
+	})
+}
+
+func TestRiskyUsers(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		flags := []store.UserFlag{
+			{Tenant: "acme", User: "u1", Until: t0.Add(time.Hour)},
+			{Tenant: "acme", User: "u2", Until: t0.Add(-time.Minute)}, // expired
+			{Tenant: "acme", User: "u3", Until: t0},                   // expires now: not after now
+			{Tenant: "acme", User: "u9", Until: t0.Add(time.Hour)},
+			{Tenant: "acme", User: "u5", Until: t0.Add(time.Hour)},
+			{Tenant: "other", User: "u4", Until: t0.Add(time.Hour)},
+		}
+		if err := s.FlagUsers(ctx, flags); err != nil {
+			t.Fatalf("FlagUsers: %v", err)
+		}
+		tests := []struct {
+			name   string
+			tenant string
+			users  []string
+			want   []string
+		}{
+			{"expired, other tenant's, unknown excluded", "acme", []string{"u4", "u1", "u2", "u3", "unknown", "u1"}, []string{"u1"}},
+			{"sorted, without duplicates", "acme", []string{"u9", "u5", "u9", "u1", "u5"}, []string{"u1", "u5", "u9"}},
+			{"other tenant", "other", []string{"u4", "u1"}, []string{"u4"}},
+			{"unknown tenant", "nobody", []string{"u1", "u4"}, nil},
+			{"no users", "acme", nil, nil},
+		}
+		for _, tt := range tests {
+			if got := riskyUsers(t, s, tt.tenant, tt.users, t0); !slices.Equal(got, tt.want) {
+				t.Errorf("%s: RiskyUsers(%s, %v) = %v, want %v", tt.name, tt.tenant, tt.users, got, tt.want)
+			}
+		}
+		if _, err := s.RiskyUsers(ctx, "acme", []string{"u1"}, time.Time{}); err == nil {
+			t.Error("RiskyUsers with a zero now succeeded")
+		}
+
+		// Thousands of users in one call, past any one IN list: 3,000 flagged
+		// (every other one expired), asked for in reverse with 500 unknown
+		// users and every user twice.
+		const n = 3000
+		var bulk []store.UserFlag
+		var asked, want []string
+		for i := range n {
+			user := fmt.Sprintf("bulk-%05d", i)
+			until := t0.Add(time.Hour)
+			if i%2 == 1 {
+				until = t0.Add(-time.Hour)
+			} else {
+				want = append(want, user)
+			}
+			bulk = append(bulk, store.UserFlag{Tenant: "bulk", User: user, Until: until})
+			asked = append(asked, user, user)
+		}
+		for i := range 500 {
+			asked = append(asked, fmt.Sprintf("bulk-unknown-%03d", i))
+		}
+		slices.Reverse(asked)
+		if err := s.FlagUsers(ctx, bulk); err != nil {
+			t.Fatalf("FlagUsers(%d flags): %v", n, err)
+		}
+		if got := riskyUsers(t, s, "bulk", asked, t0); !slices.Equal(got, want) {
+			t.Errorf("RiskyUsers(%d users): %d risky, want %d", len(asked), len(got), len(want))
+		}
+	})
+}
+
+// decideAt decides claims with one verdict at a time.
+func decideAt(t *testing.T, s store.Store, at time.Time, verdict string, ids ...int64) {
+	t.Helper()
+	var decisions []store.Decision
+	for _, id := range ids {
+		decisions = append(decisions, store.Decision{ClaimID: id, Verdict: verdict, Method: "test"})
+	}
+	decided, err := s.Decide(context.Background(), decisions, at)
+	if err != nil {
+		t.Fatalf("Decide: %v", err)
+	}
+	if len(decided) != len(ids) {
+		t.Fatalf("Decide(%v): decided %v", ids, decided)
+	}
+}
+
+func TestAuditQueue(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		var claims []claim.Claim
+		for i := range 10 {
+			claims = append(claims, newClaim("acme", fmt.Sprintf("k%d", i)))
+		}
+		claims = append(claims, newClaim("other", "k10"))
+		c := submit(t, s, t0, claims...)
+		m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+		// c[0] is decided after c[1] and c[5]: the queue follows decided_at,
+		// not ids. c[9] stays pending.
+		decideAt(t, s, m(3), store.VerdictApprovedBySample, c[0])
+		decideAt(t, s, m(1), store.VerdictApprovedOnHonor, c[1], c[10])
+		decideAt(t, s, m(1), store.VerdictApprovedBySample, c[5])
+		decideAt(t, s, m(0), store.VerdictVerified, c[2])
+		decideAt(t, s, m(0), store.VerdictRejected, c[3])
+		decideAt(t, s, m(0), store.VerdictUnverifiable, c[4])
+		decideAt(t, s, m(2), store.VerdictApprovedOnHonor, c[6])
+		decideAt(t, s, m(2), store.VerdictApprovedBySample, c[7])
+		decideAt(t, s, m(10), store.VerdictApprovedOnHonor, c[8])
+
+		queue := func(name string, limit int, before time.Time, want ...int64) {
+			t.Helper()
+			got, err := s.AuditQueue(ctx, limit, before)
+			if err != nil {
+				t.Fatalf("%s: AuditQueue: %v", name, err)
+			}
+			if ids := claimIDs(got); !slices.Equal(ids, want) {
+				t.Errorf("%s: AuditQueue(%d, %v) = %v, want %v", name, limit, before, ids, want)
+			}
+			for _, q := range got {
+				if q.Status != store.StatusDecided || !q.AuditedAt.IsZero() ||
+					(q.Verdict != store.VerdictApprovedBySample && q.Verdict != store.VerdictApprovedOnHonor) {
+					t.Errorf("%s: queued claim %d: status %q verdict %q audited %v", name, q.ID, q.Status, q.Verdict, q.AuditedAt)
+				}
+			}
+		}
+		queue("all", 100, m(60), c[1], c[5], c[10], c[6], c[7], c[0], c[8])
+
+		if n, err := s.MarkAudited(ctx, []int64{c[6]}, m(20)); err != nil || n != 1 {
+			t.Fatalf("MarkAudited: %d, %v", n, err)
+		}
+		if ok, err := s.Revoke(ctx, c[7], "gone", m(20)); err != nil || !ok {
+			t.Fatalf("Revoke: %v, %v", ok, err)
+		}
+		queue("audited and revoked left", 100, m(60), c[1], c[5], c[10], c[0], c[8])
+		queue("limit", 2, m(60), c[1], c[5])
+		queue("decided at decidedBefore", 100, m(3), c[1], c[5], c[10], c[0])
+		queue("decided just after decidedBefore", 100, m(3).Add(-time.Microsecond), c[1], c[5], c[10])
+		queue("none decided yet", 100, m(0))
+		queue("zero limit", 0, m(60))
+	})
+}
+
+func TestMarkAudited(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		c := submit(t, s, t0, newClaim("acme", "sample"), newClaim("acme", "honor"), newClaim("acme", "verified"),
+			newClaim("acme", "rejected"), newClaim("acme", "pending"), newClaim("acme", "revoked"), newClaim("acme", "late"),
+			newClaim("other", "honor"))
+		sample, honor, verified, rejected, pending, revoked, late, otherHonor := c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]
+		decideAt(t, s, t0, store.VerdictApprovedBySample, sample, revoked, late)
+		decideAt(t, s, t0, store.VerdictApprovedOnHonor, honor, otherHonor)
+		decideAt(t, s, t0, store.VerdictVerified, verified)
+		decideAt(t, s, t0, store.VerdictRejected, rejected)
+		revokedAt := t0.Add(time.Minute)
+		if ok, err := s.Revoke(ctx, revoked, "gone", revokedAt); err != nil || !ok {
+			t.Fatalf("Revoke: %v, %v", ok, err)
+		}
+
+		m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		// More ids than one IN list holds, the one to mark last.
+		many := make([]int64, 0, 2501)
+		for i := range 2500 {
+			many = append(many, -int64(i+1))
+		}
+		many = append(many, late)
+		steps := []struct {
+			name string
+			ids  []int64
+			now  time.Time
+			want int
+		}{
+			{"provisional among others, repeated", []int64{sample, verified, rejected, pending, revoked, 999999, sample}, m(1), 1},
+			{"again, with a new one", []int64{sample, honor, otherHonor}, m(2), 2},
+			{"all audited already", []int64{sample, honor, otherHonor}, m(3), 0},
+			{"nothing", nil, m(3), 0},
+			{"thousands of ids", many, m(4), 1},
+		}
+		for _, st := range steps {
+			n, err := s.MarkAudited(ctx, st.ids, st.now)
+			if err != nil {
+				t.Fatalf("%s: MarkAudited: %v", st.name, err)
+			}
+			if n != st.want {
+				t.Errorf("%s: MarkAudited marked %d, want %d", st.name, n, st.want)
+			}
+		}
+		if _, err := s.MarkAudited(ctx, []int64{sample}, time.Time{}); err == nil {
+			t.Error("MarkAudited with a zero now succeeded")
+		}
+
+		// The first audit's time stays; verdicts stay; non-provisional claims
+		// are not audited. Claims and Decided both load AuditedAt.
+		want := map[int64]struct {
+			verdict string
+			audited time.Time
+		}{
+			sample:     {store.VerdictApprovedBySample, m(1)},
+			honor:      {store.VerdictApprovedOnHonor, m(2)},
+			otherHonor: {store.VerdictApprovedOnHonor, m(2)},
+			late:       {store.VerdictApprovedBySample, m(4)},
+			revoked:    {store.VerdictRevoked, revokedAt},
+			verified:   {store.VerdictVerified, time.Time{}},
+			rejected:   {store.VerdictRejected, time.Time{}},
+			pending:    {"", time.Time{}},
+		}
+		byClaims, err := s.Claims(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		decided, err := s.Decided(ctx, store.ExportFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(byClaims) != len(c) || len(decided) != len(c)-1 {
+			t.Fatalf("Claims: %d claims, Decided: %d claims", len(byClaims), len(decided))
+		}
+		for _, got := range append(byClaims, decided...) {
+			w := want[got.ID]
+			if got.Verdict != w.verdict || !got.AuditedAt.Equal(w.audited) {
+				t.Errorf("claim %d: verdict %q audited %v, want %q audited %v", got.ID, got.Verdict, got.AuditedAt, w.verdict, w.audited)
+			}
+		}
+		if queued, err := s.AuditQueue(ctx, 10, m(10)); err != nil || len(queued) != 0 {
+			t.Errorf("AuditQueue after auditing all: %v, %v; want none", claimIDs(queued), err)
+		}
+
+		stats, err := s.Stats(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stats) != 2 || stats[0].Tenant != "acme" || stats[0].Audited != 4 || stats[1].Tenant != "other" || stats[1].Audited != 1 {
+			t.Errorf("Stats: %+v, want acme with 4 audited (3 confirmed, 1 revoked) and other with 1", stats)
+		}
+	})
+}
+
+// Migration 00002 goes down and up again on a database holding data.
+func TestMigrationRiskAndAuditDown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := submit(t, s, t0, newClaim("acme", "k1"))
+		decideAt(t, s, t0, store.VerdictApprovedOnHonor, ids...)
+		if _, err := s.MarkAudited(ctx, ids, t0); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FlagUsers(ctx, []store.UserFlag{{Tenant: "acme", User: "u1", Until: t0.Add(time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+
+		raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		if err := store.MigrateDownTo(ctx, raw, b.name, 1); err != nil {
+			t.Fatalf("down to 1: %v", err)
+		}
+		if _, err := raw.Exec(`SELECT 1 FROM user_risk`); err == nil {
+			t.Error("user_risk still exists after down")
+		}
+		if _, err := raw.Exec(`SELECT audited_at FROM claims`); err == nil {
+			t.Error("claims.audited_at still exists after down")
+		}
+
+		s = openStore(t, dsn) // migrates up again
+		if got := getClaim(t, s, ids[0]); got.Verdict != store.VerdictApprovedOnHonor || !got.AuditedAt.IsZero() {
+			t.Errorf("claim after down and up: verdict %q audited %v", got.Verdict, got.AuditedAt)
+		}
+		if queued, err := s.AuditQueue(ctx, 10, t0); err != nil || !slices.Equal(claimIDs(queued), ids) {
+			t.Errorf("AuditQueue after down and up: %v, %v; want %v", claimIDs(queued), err, ids)
 		}
 	})
 }

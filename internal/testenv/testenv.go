@@ -62,6 +62,14 @@ func TemporalCLI(t testing.TB) string {
 // database and returns a client to it; both stop when the test ends.
 func DevServer(t testing.TB) client.Client {
 	t.Helper()
+	c, _ := DevServerAt(t)
+	return c
+}
+
+// DevServerAt is DevServer, also returning the frontend's host:port, for
+// tests that drive the server with the `temporal` CLI as operators do.
+func DevServerAt(t testing.TB) (client.Client, string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out io.Writer = io.Discard
@@ -86,7 +94,7 @@ func DevServer(t testing.TB) client.Client {
 			t.Logf("stop dev server: %v", err)
 		}
 	})
-	return srv.Client()
+	return srv.Client(), srv.FrontendHostPort()
 }
 
 // Store backends.

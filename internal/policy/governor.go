@@ -1,0 +1,377 @@
+package policy
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// The Governor's contract: the workflow (workflows/governor.go, id
+// `governor`) holds one GovernorState; the Dispatcher reports load to it
+// each run and gets each tenant's mode back; operators steer it by signals.
+const (
+	GovernorWorkflowType = "Governor"
+	GovernorWorkflowID   = "governor"
+
+	UpdateReportLoad     = "report-load"    // LoadReport → Directive
+	SignalSetMode        = "set-mode"       // SetMode
+	SignalSetThresholds  = "set-thresholds" // LoadThresholds; zero fields keep their value
+	SignalTokenAlert     = "token-alert"    // TokenAlert, from a batch whose own token failed
+	QueryGovernorState   = "state"          // GovernorView
+	AllTenants           = "*"
+	maxRecordedChanges   = 50
+	defaultRateWindowSim = 10 * time.Minute
+)
+
+// Tier names, as the task store writes them.
+const (
+	TierPremium  = "premium"
+	TierStandard = "standard"
+)
+
+// GovernorStart starts the Governor, or carries it over continue-as-new.
+type GovernorStart struct {
+	Mode       Mode // the platform mode for standard tenants; "" means auto
+	Thresholds LoadThresholds
+	Speed      float64 // platform time runs this much faster than wall time
+	// ProbeEvery is how often (platform time) a broken tenant token is
+	// tried again; 0 means 5 minutes.
+	ProbeEvery Duration `json:",omitempty"`
+	// RunLength, when > 0, continues-as-new after that many load reports.
+	RunLength int64          `json:",omitempty"`
+	Carried   *GovernorState `json:",omitempty"`
+}
+
+// SetMode is the `set-mode` signal: {"mode":"honor","tenant":"*","reason":"..."}.
+// Tenant "*" (or empty) sets the platform mode for standard tenants; a tenant
+// id sets that tenant's override ("auto" clears it).
+type SetMode struct {
+	Mode   Mode   `json:"mode"`
+	Tenant string `json:"tenant"`
+	Reason string `json:"reason"`
+}
+
+// TokenAlert reports a tenant's own token as broken (Meta code 190, or it
+// cannot read the tenant's account) or, from the Governor's probe, working
+// again.
+type TokenAlert struct {
+	TokenID string    `json:"token"`
+	Tenant  string    `json:"tenant"`
+	Broken  bool      `json:"broken"`
+	Reason  string    `json:"reason"`
+	Since   time.Time `json:"since,omitzero"`
+}
+
+// TenantRef names a tenant in a load report.
+type TenantRef struct {
+	ID      string
+	Tier    string
+	TokenID string // the tenant's own token; "" for the platform token
+}
+
+// LoadReport is what the Dispatcher tells the Governor each run: claims
+// ever received (a counter, so the Governor derives the arrival rate), open
+// claims, and the tenants it is about to start batches for.
+type LoadReport struct {
+	Received int64
+	Open     int
+	Tenants  []TenantRef
+}
+
+// TenantMode is how one tenant's batch runs.
+type TenantMode struct {
+	Tenant string
+	Mode   Mode // verify, sample or honor
+	// PlatformToken: a premium tenant whose own token is broken falls back
+	// to the platform token, on the standard tenants' mode.
+	PlatformToken bool   `json:",omitempty"`
+	Reason        string `json:",omitempty"`
+}
+
+// Directive answers a LoadReport: the mode of each reported tenant, in the
+// same order, and the standard tenants' mode (a premium batch whose token
+// fails mid-run falls back to it).
+type Directive struct {
+	Standard Mode
+	Tenants  []TenantMode
+	Changes  []ModeChange `json:",omitempty"` // made by this report, so the Update's result records them
+}
+
+// For returns a tenant's mode from the directive, or the standard mode.
+func (d Directive) For(tenant string) TenantMode {
+	for _, t := range d.Tenants {
+		if t.Tenant == tenant {
+			return t
+		}
+	}
+	return TenantMode{Tenant: tenant, Mode: d.Standard}
+}
+
+// ModeChange is one switch, with the inputs that led to it.
+type ModeChange struct {
+	At             time.Time
+	Tenant         string // "*" for the standard tenants' platform mode
+	From, To       string
+	By             string // "auto", "operator", "token"
+	Reason         string
+	ArrivalPerHour float64
+	Open           int
+}
+
+// LoadSample is one load report's counter.
+type LoadSample struct {
+	At       time.Time
+	Received int64
+}
+
+// GovernorState is the Governor's durable state. Times are workflow (wall)
+// times; thresholds and rates are in platform time (wall × Speed).
+type GovernorState struct {
+	Mode         Mode            // operator's platform mode for standard tenants: auto, verify, sample, honor
+	AutoMode     Mode            // what auto means now: sample or honor
+	AutoSince    time.Time       // when AutoMode last changed (zero: never)
+	Overrides    map[string]Mode // per-tenant, by operators
+	Thresholds   LoadThresholds
+	Speed        float64
+	Samples      []LoadSample
+	Arrival      float64 // claims per platform hour, over the rate window
+	Open         int
+	QueueWarning bool
+	Broken       []TokenAlert // broken tenant tokens, in token id order (a slice: workflow code never ranges over a map)
+	Reports      int64
+	Changes      []ModeChange // the latest, oldest first
+	Refused      string       `json:",omitempty"` // the last operator input refused, and why
+}
+
+// NewGovernorState starts from the configured mode and thresholds.
+func NewGovernorState(in GovernorStart) (*GovernorState, error) {
+	if in.Carried != nil {
+		return in.Carried, nil
+	}
+	th := DefaultLoadThresholds().Merge(in.Thresholds)
+	if err := th.Validate(); err != nil {
+		return nil, fmt.Errorf("governor thresholds: %w", err)
+	}
+	mode := in.Mode
+	if mode == "" {
+		mode = ModeAuto
+	}
+	if _, err := ParseMode(string(mode)); err != nil {
+		return nil, err
+	}
+	speed := in.Speed
+	if speed <= 0 {
+		speed = 1
+	}
+	return &GovernorState{Mode: mode, AutoMode: ModeSample, Thresholds: th, Speed: speed,
+		Overrides: map[string]Mode{}}, nil
+}
+
+// StandardMode is the mode standard tenants run in now.
+func (g *GovernorState) StandardMode() Mode {
+	if g.Mode == ModeAuto || g.Mode == "" {
+		return g.AutoMode
+	}
+	return g.Mode
+}
+
+// platform converts a wall duration into platform time.
+func (g *GovernorState) platform(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * g.Speed)
+}
+
+// Report takes a load report at now: it updates the arrival rate and the
+// queue warning, switches the automatic mode when the thresholds say so,
+// and returns each tenant's mode. warn is non-empty when the queue warning
+// was raised or cleared by this report.
+func (g *GovernorState) Report(now time.Time, r LoadReport) (d Directive, warn string) {
+	g.Reports++
+	g.Open = r.Open
+	g.addSample(now, r.Received)
+
+	held := time.Duration(1<<63 - 1)
+	if !g.AutoSince.IsZero() {
+		held = g.platform(now.Sub(g.AutoSince))
+	}
+	if next, reason := AutoMode(g.AutoMode, g.Arrival, held, g.Thresholds); next != g.AutoMode {
+		c := g.record(now, AllTenants, string(g.AutoMode), string(next), "auto", reason)
+		g.AutoMode, g.AutoSince = next, now
+		if g.Mode == ModeAuto {
+			d.Changes = append(d.Changes, c)
+		} else {
+			g.Changes[len(g.Changes)-1].Reason += fmt.Sprintf(" (auto only: the operator holds the platform at %s)", g.Mode)
+			d.Changes = append(d.Changes, g.Changes[len(g.Changes)-1])
+		}
+	}
+
+	switch {
+	case !g.QueueWarning && r.Open > g.Thresholds.QueueWarning:
+		g.QueueWarning = true
+		warn = fmt.Sprintf("%d claims open, above the warning threshold %d", r.Open, g.Thresholds.QueueWarning)
+	case g.QueueWarning && r.Open <= g.Thresholds.QueueClear:
+		g.QueueWarning = false
+		warn = fmt.Sprintf("queue drained: %d claims open, at or below %d", r.Open, g.Thresholds.QueueClear)
+	}
+
+	d.Standard = g.StandardMode()
+	for _, t := range r.Tenants {
+		d.Tenants = append(d.Tenants, g.modeFor(t))
+	}
+	return d, warn
+}
+
+func (g *GovernorState) modeFor(t TenantRef) TenantMode {
+	tm := TenantMode{Tenant: t.ID, Mode: g.StandardMode()}
+	broken, isBroken := g.broken(t.TokenID)
+	ownToken := t.Tier == TierPremium && t.TokenID != "" && !isBroken
+	if o, ok := g.Overrides[t.ID]; ok && o != ModeAuto {
+		tm.Mode, tm.Reason = o, "operator override"
+		tm.PlatformToken = t.Tier == TierPremium && t.TokenID != "" && isBroken
+		return tm
+	}
+	switch {
+	case ownToken:
+		// Premium tenants verify every claim on their own budget; they are
+		// never dropped to sampling or honor by the platform's load.
+		tm.Mode, tm.Reason = ModeVerify, "premium: own token"
+	case t.Tier == TierPremium && t.TokenID != "":
+		tm.PlatformToken = true
+		tm.Reason = "premium on the platform token: own token broken since " + broken.Since.UTC().Format(time.RFC3339) + ": " + broken.Reason
+	default:
+		tm.Reason = "standard: platform mode " + string(g.Mode)
+	}
+	return tm
+}
+
+// addSample keeps the counters within the rate window and recomputes the
+// arrival rate over it.
+func (g *GovernorState) addSample(now time.Time, received int64) {
+	if n := len(g.Samples); n > 0 && received < g.Samples[n-1].Received {
+		g.Samples = nil // the counter went back (a new store): start over
+	}
+	g.Samples = append(g.Samples, LoadSample{At: now, Received: received})
+	window := time.Duration(float64(defaultRateWindowSim) / g.Speed)
+	cut := 0
+	for cut < len(g.Samples)-2 && now.Sub(g.Samples[cut+1].At) >= window {
+		cut++
+	}
+	g.Samples = slices.Delete(g.Samples, 0, cut)
+	first, last := g.Samples[0], g.Samples[len(g.Samples)-1]
+	if dt := g.platform(last.At.Sub(first.At)); dt > 0 {
+		g.Arrival = float64(last.Received-first.Received) / dt.Hours()
+	}
+}
+
+// SetMode applies an operator's set-mode. It returns the change, or an
+// error saying why the input was refused.
+func (g *GovernorState) SetMode(now time.Time, s SetMode) (ModeChange, error) {
+	mode, err := ParseMode(string(s.Mode))
+	if err != nil {
+		g.Refused = "set-mode: " + err.Error()
+		return ModeChange{}, err
+	}
+	reason := s.Reason
+	if reason == "" {
+		reason = "no reason given"
+	}
+	if s.Tenant == "" || s.Tenant == AllTenants {
+		from := g.Mode
+		g.Mode = mode
+		return g.record(now, AllTenants, string(from), string(mode), "operator", reason), nil
+	}
+	from := g.Overrides[s.Tenant]
+	if from == "" {
+		from = ModeAuto
+	}
+	if mode == ModeAuto {
+		delete(g.Overrides, s.Tenant)
+	} else {
+		g.Overrides[s.Tenant] = mode
+	}
+	return g.record(now, s.Tenant, string(from), string(mode), "operator", reason), nil
+}
+
+// SetThresholds applies a set-thresholds patch, or refuses it whole.
+func (g *GovernorState) SetThresholds(p LoadThresholds) (LoadThresholds, error) {
+	next := g.Thresholds.Merge(p)
+	if err := next.Validate(); err != nil {
+		g.Refused = "set-thresholds: " + err.Error()
+		return g.Thresholds, err
+	}
+	g.Thresholds = next
+	return next, nil
+}
+
+// TokenAlert records a tenant token breaking or recovering; changed is
+// false when it says nothing new.
+func (g *GovernorState) TokenAlert(now time.Time, a TokenAlert) (ModeChange, bool) {
+	_, known := g.broken(a.TokenID)
+	switch {
+	case a.Broken && !known:
+		a.Since = now
+		g.Broken = append(g.Broken, a)
+		slices.SortFunc(g.Broken, func(x, y TokenAlert) int { return strings.Compare(x.TokenID, y.TokenID) })
+		return g.record(now, a.Tenant, "own-token", "platform-token", "token", "token "+a.TokenID+" broken: "+a.Reason), true
+	case !a.Broken && known:
+		g.Broken = slices.DeleteFunc(g.Broken, func(x TokenAlert) bool { return x.TokenID == a.TokenID })
+		return g.record(now, a.Tenant, "platform-token", "own-token", "token", "token "+a.TokenID+" works again: "+a.Reason), true
+	}
+	return ModeChange{}, false
+}
+
+// BrokenTokens lists the broken tokens, in token id order.
+func (g *GovernorState) BrokenTokens() []TokenAlert { return slices.Clone(g.Broken) }
+
+func (g *GovernorState) broken(tokenID string) (TokenAlert, bool) {
+	if tokenID == "" {
+		return TokenAlert{}, false
+	}
+	i := slices.IndexFunc(g.Broken, func(a TokenAlert) bool { return a.TokenID == tokenID })
+	if i < 0 {
+		return TokenAlert{}, false
+	}
+	return g.Broken[i], true
+}
+
+func (g *GovernorState) record(now time.Time, tenant, from, to, by, reason string) ModeChange {
+	c := ModeChange{At: now, Tenant: tenant, From: from, To: to, By: by, Reason: reason, ArrivalPerHour: g.Arrival, Open: g.Open}
+	g.Changes = append(g.Changes, c)
+	if len(g.Changes) > maxRecordedChanges {
+		g.Changes = slices.Delete(g.Changes, 0, len(g.Changes)-maxRecordedChanges)
+	}
+	return c
+}
+
+// GovernorView is the `state` query's answer and the Governor's memo.
+type GovernorView struct {
+	Mode           Mode            // operator's platform mode
+	StandardMode   Mode            // what standard tenants run in now
+	AutoMode       Mode            // what auto picks from the load
+	Overrides      map[string]Mode // per-tenant
+	ArrivalPerHour float64         // claims per platform hour
+	Open           int             // claims pending or leased
+	Thresholds     LoadThresholds
+	Alerts         []string
+	BrokenTokens   []TokenAlert `json:",omitempty"`
+	Changes        []ModeChange `json:",omitempty"`
+	Reports        int64
+	Refused        string `json:",omitempty"`
+}
+
+// View is the state as operators read it; alerts are in a stable order.
+func (g *GovernorState) View() GovernorView {
+	v := GovernorView{
+		Mode: g.Mode, StandardMode: g.StandardMode(), AutoMode: g.AutoMode, Overrides: g.Overrides,
+		ArrivalPerHour: g.Arrival, Open: g.Open, Thresholds: g.Thresholds,
+		BrokenTokens: g.BrokenTokens(), Changes: g.Changes, Reports: g.Reports, Refused: g.Refused,
+	}
+	if g.QueueWarning {
+		v.Alerts = append(v.Alerts, fmt.Sprintf("queue: %d claims open, above %d", g.Open, g.Thresholds.QueueWarning))
+	}
+	for _, b := range v.BrokenTokens {
+		v.Alerts = append(v.Alerts, fmt.Sprintf("tenant %s: own token %s broken since %s (%s); its claims use the platform token",
+			b.Tenant, b.TokenID, b.Since.UTC().Format(time.RFC3339), b.Reason))
+	}
+	return v
+}

@@ -1,0 +1,159 @@
+package policy_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/socialproof/verifier/internal/policy"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+func newGovernor(t *testing.T, speed float64) *policy.GovernorState {
+	t.Helper()
+	g, err := policy.NewGovernorState(policy.GovernorStart{Speed: speed,
+		Thresholds: policy.LoadThresholds{HonorAbove: 3000, HonorBelow: 2000, MinDwell: policy.Duration(10 * time.Minute), QueueWarning: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// feed reports a steady arrival rate (claims per platform hour) once a
+// platform minute for the given platform minutes, starting at the counter
+// received; it returns the new counter and the time reached.
+func feed(g *policy.GovernorState, at time.Time, received int64, perHour float64, minutes int, speed float64) (int64, time.Time, []policy.ModeChange) {
+	var changes []policy.ModeChange
+	step := time.Duration(float64(time.Minute) / speed)
+	for range minutes {
+		at = at.Add(step)
+		received += int64(perHour / 60)
+		d, _ := g.Report(at, policy.LoadReport{Received: received})
+		changes = append(changes, d.Changes...)
+	}
+	return received, at, changes
+}
+
+func TestGovernorMeasuresArrivalsInPlatformTime(t *testing.T) {
+	for _, speed := range []float64{1, 60} {
+		g := newGovernor(t, speed)
+		_, _, _ = feed(g, t0, 0, 1200, 15, speed)
+		if g.Arrival < 1150 || g.Arrival > 1250 {
+			t.Errorf("speed %v: arrival %.0f/h, want ~1200/h", speed, g.Arrival)
+		}
+	}
+}
+
+func TestGovernorSwitchesToHonorAndBackOnceEach(t *testing.T) {
+	const speed = 60
+	g := newGovernor(t, speed)
+	var all []policy.ModeChange
+	n, at := int64(0), t0
+	for _, level := range []float64{1000, 2500, 4000, 3500, 2600, 2900, 2100, 2500, 1000, 1500} {
+		var ch []policy.ModeChange
+		n, at, ch = feed(g, at, n, level, 20, speed)
+		all = append(all, ch...)
+	}
+	if len(all) != 2 || all[0].To != "honor" || all[1].To != "sample" {
+		t.Fatalf("changes %+v, want sample→honor then honor→sample", all)
+	}
+	for _, c := range all {
+		if c.By != "auto" || c.Reason == "" || c.ArrivalPerHour == 0 {
+			t.Errorf("change without its reason and inputs: %+v", c)
+		}
+	}
+	if g.StandardMode() != policy.ModeSample {
+		t.Fatalf("ends in %s", g.StandardMode())
+	}
+}
+
+func TestGovernorModeForEachTenant(t *testing.T) {
+	g := newGovernor(t, 1)
+	if _, err := g.SetMode(t0, policy.SetMode{Mode: "honor", Tenant: "*", Reason: "viral spike"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.SetMode(t0, policy.SetMode{Mode: "verify", Tenant: "brand-03", Reason: "big launch"}); err != nil {
+		t.Fatal(err)
+	}
+	g.TokenAlert(t0, policy.TokenAlert{TokenID: "tok-02", Tenant: "brand-02", Broken: true, Reason: "code 190"})
+	d, _ := g.Report(t0, policy.LoadReport{Tenants: []policy.TenantRef{
+		{ID: "brand-01", Tier: "premium", TokenID: "tok-01"},
+		{ID: "brand-02", Tier: "premium", TokenID: "tok-02"},
+		{ID: "brand-03", Tier: "standard"},
+		{ID: "brand-04", Tier: "standard"},
+	}})
+	want := []struct {
+		mode     policy.Mode
+		platform bool
+	}{{"verify", false}, {"honor", true}, {"verify", false}, {"honor", false}}
+	for i, w := range want {
+		got := d.Tenants[i]
+		if got.Mode != w.mode || got.PlatformToken != w.platform || got.Reason == "" {
+			t.Errorf("%s: %+v, want mode %s platform token %v", got.Tenant, got, w.mode, w.platform)
+		}
+	}
+	if d.Standard != policy.ModeHonor {
+		t.Errorf("standard mode %s", d.Standard)
+	}
+	if _, err := g.SetMode(t0, policy.SetMode{Mode: "sample", Tenant: "*"}); err != nil {
+		t.Fatal(err)
+	}
+	if g.StandardMode() != policy.ModeSample {
+		t.Errorf("standard mode %s after set-mode sample", g.StandardMode())
+	}
+	if _, err := g.SetMode(t0, policy.SetMode{Mode: "auto", Tenant: "brand-03"}); err != nil || len(g.Overrides) != 0 {
+		t.Errorf("auto must clear the override: %v %v", g.Overrides, err)
+	}
+}
+
+func TestGovernorRefusesBadOperatorInput(t *testing.T) {
+	g := newGovernor(t, 1)
+	if _, err := g.SetMode(t0, policy.SetMode{Mode: "yolo"}); err == nil || !strings.Contains(g.Refused, "yolo") {
+		t.Errorf("bad mode accepted: %v %q", err, g.Refused)
+	}
+	before := g.Thresholds
+	if _, err := g.SetThresholds(policy.LoadThresholds{HonorBelow: 5000}); err == nil || g.Thresholds != before {
+		t.Errorf("honor_below above honor_above accepted: %+v", g.Thresholds)
+	}
+	th, err := g.SetThresholds(policy.LoadThresholds{HonorAbove: 10000})
+	if err != nil || th.HonorAbove != 10000 || th.HonorBelow != 8000 || th.QueueWarning != 100 {
+		t.Errorf("partial thresholds: %+v %v", th, err)
+	}
+}
+
+func TestGovernorQueueWarningRaisesAndClears(t *testing.T) {
+	g := newGovernor(t, 1)
+	steps := []struct {
+		open int
+		want bool
+	}{{50, false}, {101, true}, {90, true}, {81, true}, {80, false}, {100, false}, {150, true}}
+	for i, s := range steps {
+		_, msg := g.Report(t0.Add(time.Duration(i)*time.Minute), policy.LoadReport{Open: s.open})
+		if g.QueueWarning != s.want {
+			t.Fatalf("open %d: warning %v, want %v (%q)", s.open, g.QueueWarning, s.want, msg)
+		}
+		if v := g.View(); s.want != (len(v.Alerts) > 0) {
+			t.Fatalf("open %d: alerts %v", s.open, v.Alerts)
+		}
+	}
+}
+
+func TestGovernorTokenAlertAndRecovery(t *testing.T) {
+	g := newGovernor(t, 1)
+	if _, changed := g.TokenAlert(t0, policy.TokenAlert{TokenID: "tok", Tenant: "b", Broken: true, Reason: "190"}); !changed {
+		t.Fatal("first alert must change")
+	}
+	if _, changed := g.TokenAlert(t0, policy.TokenAlert{TokenID: "tok", Tenant: "b", Broken: true}); changed {
+		t.Fatal("a repeated alert is not a change")
+	}
+	if v := g.View(); len(v.Alerts) != 1 || !strings.Contains(v.Alerts[0], "tok") {
+		t.Fatalf("alerts %v", v.Alerts)
+	}
+	if c, changed := g.TokenAlert(t0, policy.TokenAlert{TokenID: "tok", Tenant: "b"}); !changed || c.To != "own-token" {
+		t.Fatalf("recovery: %+v", c)
+	}
+	if len(g.Broken) != 0 {
+		t.Fatal("recovered token still broken")
+	}
+}

@@ -1,0 +1,29 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+)
+
+// MigrateDownTo rolls the store in db back to migration version, for tests of
+// the Down migrations. backend is "sqlite" or "postgres".
+func MigrateDownTo(ctx context.Context, db *sql.DB, backend string, version int64) error {
+	dialect := map[string]goose.Dialect{"sqlite": goose.DialectSQLite3, "postgres": goose.DialectPostgres}[backend]
+	if dialect == "" {
+		return fmt.Errorf("unknown backend %q", backend)
+	}
+	fsys, err := fs.Sub(migrationFiles, "migrations/"+backend)
+	if err != nil {
+		return err
+	}
+	provider, err := goose.NewProvider(dialect, db, fsys)
+	if err != nil {
+		return err
+	}
+	_, err = provider.DownTo(ctx, version)
+	return err
+}

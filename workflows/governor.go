@@ -1,0 +1,177 @@
+package workflows
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/policy"
+)
+
+// GovernorWorkflow is the type name of the Governor (id `governor`).
+const GovernorWorkflow = policy.GovernorWorkflowType
+
+// defaultProbeEvery is how often (platform time) a broken tenant token is
+// tried again.
+const defaultProbeEvery = 5 * time.Minute
+
+// Governor holds the platform's verification mode: it takes the Dispatcher's
+// load report each run (an Update), switches standard tenants between
+// sampling and honor with hysteresis, answers each tenant's mode, and takes
+// operators' set-mode and set-thresholds signals. Broken premium tokens move
+// their tenants to the platform token until a probe finds them working.
+// Every change is in its history: the Update's result or the signal, and a
+// memo upsert with the reason.
+func Governor(ctx workflow.Context, in policy.GovernorStart) error {
+	g, err := policy.NewGovernorState(in)
+	if err != nil {
+		return temporal.NewNonRetryableApplicationError(err.Error(), "BadInput", err)
+	}
+	log := workflow.GetLogger(ctx)
+	if err := workflow.SetQueryHandler(ctx, policy.QueryGovernorState, func() (policy.GovernorView, error) {
+		return g.View(), nil
+	}); err != nil {
+		return err
+	}
+	publish := func(changes ...policy.ModeChange) {
+		for _, c := range changes {
+			log.Info("mode changed", "tenant", c.Tenant, "from", c.From, "to", c.To, "by", c.By, "reason", c.Reason,
+				"arrivalPerHour", c.ArrivalPerHour, "open", c.Open)
+		}
+		if err := workflow.UpsertMemo(ctx, map[string]any{"state": g.View()}); err != nil {
+			log.Warn("memo not updated", "error", err)
+		}
+		if err := workflow.UpsertTypedSearchAttributes(ctx, VerificationModeKey.ValueSet(string(g.StandardMode()))); err != nil {
+			log.Warn("search attribute not updated", "error", err)
+		}
+	}
+
+	if err := workflow.SetUpdateHandler(ctx, policy.UpdateReportLoad, func(ctx workflow.Context, r policy.LoadReport) (policy.Directive, error) {
+		d, warn := g.Report(workflow.Now(ctx), r)
+		if warn != "" {
+			if g.QueueWarning {
+				log.Warn("queue warning", "open", r.Open, "threshold", g.Thresholds.QueueWarning, "message", warn)
+			} else {
+				log.Info("queue warning cleared", "open", r.Open, "message", warn)
+			}
+		}
+		if len(d.Changes) > 0 || warn != "" {
+			publish(d.Changes...)
+		}
+		return d, nil
+	}); err != nil {
+		return err
+	}
+
+	setModeCh := workflow.GetSignalChannel(ctx, policy.SignalSetMode)
+	thresholdsCh := workflow.GetSignalChannel(ctx, policy.SignalSetThresholds)
+	alertCh := workflow.GetSignalChannel(ctx, policy.SignalTokenAlert)
+	drain := func() {
+		for {
+			var sm policy.SetMode
+			var th policy.LoadThresholds
+			var alert policy.TokenAlert
+			switch {
+			case setModeCh.ReceiveAsync(&sm):
+				c, err := g.SetMode(workflow.Now(ctx), sm)
+				if err != nil {
+					log.Error("set-mode refused", "error", err)
+					publish()
+					continue
+				}
+				publish(c)
+			case thresholdsCh.ReceiveAsync(&th):
+				next, err := g.SetThresholds(th)
+				if err != nil {
+					log.Error("set-thresholds refused", "error", err)
+				} else {
+					log.Info("thresholds set", "honorAbove", next.HonorAbove, "honorBelow", next.HonorBelow,
+						"minDwell", time.Duration(next.MinDwell), "queueWarning", next.QueueWarning, "queueClear", next.QueueClear)
+				}
+				publish()
+			case alertCh.ReceiveAsync(&alert):
+				if c, changed := g.TokenAlert(workflow.Now(ctx), alert); changed {
+					if alert.Broken {
+						log.Error("tenant token broken; the tenant falls back to the platform token", "TenantID", alert.Tenant, "TokenID", alert.TokenID, "reason", alert.Reason)
+					}
+					publish(c)
+				}
+			default:
+				return
+			}
+		}
+	}
+	publish()
+
+	probeEvery := time.Duration(in.ProbeEvery)
+	if probeEvery <= 0 {
+		probeEvery = defaultProbeEvery
+	}
+	probeEvery = max(time.Second, time.Duration(float64(probeEvery)/g.Speed))
+	runStart := g.Reports
+	continueAsNew := func() bool {
+		return workflow.GetInfo(ctx).GetContinueAsNewSuggested() || (in.RunLength > 0 && g.Reports-runStart >= in.RunLength)
+	}
+	nextProbe := workflow.Now(ctx).Add(probeEvery)
+	for {
+		// Wake for signals, continue-as-new, or the next probe of a broken token.
+		timerCtx, cancel := workflow.WithCancel(ctx)
+		probeDue := false
+		if len(g.Broken) > 0 {
+			_ = workflow.NewTimer(timerCtx, max(0, nextProbe.Sub(workflow.Now(ctx)))) // wakes the Await below
+		}
+		err := workflow.Await(ctx, func() bool {
+			probeDue = len(g.Broken) > 0 && !workflow.Now(ctx).Before(nextProbe)
+			return setModeCh.Len() > 0 || thresholdsCh.Len() > 0 || alertCh.Len() > 0 || continueAsNew() || probeDue
+		})
+		cancel()
+		if err != nil {
+			return err
+		}
+		drain()
+		if probeDue {
+			probeTokens(ctx, g, publish)
+			nextProbe = workflow.Now(ctx).Add(probeEvery)
+		}
+		if continueAsNew() {
+			// Finish running Updates and take in every delivered signal, so
+			// nothing is lost across the new run.
+			if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
+				return err
+			}
+			drain()
+			next := in
+			next.Carried = g
+			return workflow.NewContinueAsNewError(ctx, GovernorWorkflow, next)
+		}
+	}
+}
+
+// probeTokens tries each broken token on its tenant's account; one that
+// works again takes its tenant back.
+func probeTokens(ctx workflow.Context, g *policy.GovernorState, publish func(...policy.ModeChange)) {
+	var a *activities.Activities
+	actx := workflow.WithActivityOptions(ctx, probeActivityOptions)
+	for _, b := range g.BrokenTokens() {
+		var res activities.TokenCheck
+		if err := workflow.ExecuteActivity(actx, a.CheckToken, activities.TokenCheckInput{TokenID: b.TokenID, TenantID: b.Tenant}).Get(ctx, &res); err != nil {
+			workflow.GetLogger(ctx).Warn("token probe failed", "TokenID", b.TokenID, "error", err)
+			continue
+		}
+		if res.Works {
+			if c, changed := g.TokenAlert(workflow.Now(ctx), policy.TokenAlert{TokenID: b.TokenID, Tenant: b.Tenant, Reason: res.Detail}); changed {
+				workflow.GetLogger(ctx).Info("tenant token works again; the tenant is back on its own token", "TenantID", b.Tenant, "TokenID", b.TokenID)
+				publish(c)
+			}
+		}
+	}
+}
+
+// probeActivityOptions: one Graph call; a failed probe is simply tried at
+// the next probe time.
+var probeActivityOptions = workflow.ActivityOptions{
+	StartToCloseTimeout: 30 * time.Second,
+	RetryPolicy:         &temporal.RetryPolicy{MaximumAttempts: 2},
+}

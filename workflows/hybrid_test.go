@@ -1,0 +1,490 @@
+package workflows_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http/httptest"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/metasim"
+	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/secret"
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/testenv"
+	"github.com/socialproof/verifier/workflows"
+)
+
+// hybridWorld runs the whole engine (Schedule, Dispatcher, Governor,
+// TenantBatch, limiters, audit) on the real dev server against metasim over
+// HTTP, an hour a minute.
+type hybridWorld struct {
+	sim     *metasim.Sim
+	c       client.Client
+	addr    string // the dev server, for the `temporal` CLI
+	st      store.Store
+	cfg     config.Config
+	tenants config.Tenants
+	total   int // claims submitted
+}
+
+const hybridSpeed = 60
+
+func startHybridWorld(t *testing.T, brands, premium int, tune func(*config.Config)) *hybridWorld {
+	t.Helper()
+	ctx := context.Background()
+	const appSecret = "hybrid-test-secret"
+	sim := metasim.New(metasim.Config{Seed: 7, Brands: brands, Premium: premium, Speed: hybridSpeed, AppSecret: appSecret,
+		PlatformBudget: metasim.Budget{Calls: 20_000, Window: time.Hour},
+		TenantBudget:   metasim.Budget{Calls: 5_000, Window: time.Hour}})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	st, _ := testenv.OpenStore(t, testenv.SQLite)
+	tenants, _ := testenv.SeedWorld(t, sim, st)
+
+	cfg := config.Default()
+	cfg.Speed = hybridSpeed
+	cfg.BatchSize = 5000
+	if tune != nil {
+		tune(&cfg)
+	}
+	c, addr := testenv.DevServerAt(t)
+	startWorker(t, c, &activities.Activities{
+		Store:           st,
+		Graph:           graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
+		PlatformTokenID: tenants.PlatformToken,
+		Speed:           hybridSpeed,
+		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
+	})
+	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
+	return &hybridWorld{sim: sim, c: c, addr: addr, st: st, cfg: cfg, tenants: tenants}
+}
+
+// tenantsBy lists tenant ids of a tier, in id order.
+func (w *hybridWorld) tenantsBy(tier store.Tier) []string {
+	var ids []string
+	for _, tn := range w.tenants.Tenants {
+		if tn.Tier == tier {
+			ids = append(ids, tn.ID)
+		}
+	}
+	return ids
+}
+
+func (w *hybridWorld) generate(t *testing.T, n int, fraud float64, tenants ...string) []claim.Claim {
+	t.Helper()
+	var out []claim.Claim
+	for _, g := range w.sim.GenerateClaims(n, metasim.ClaimOptions{FraudRate: fraud, Tenants: tenants}) {
+		c, err := claim.Parse(g.Line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func (w *hybridWorld) submit(t *testing.T, claims []claim.Claim) {
+	t.Helper()
+	w.total += submitAll(t, w.st, claims).accepted
+}
+
+// waitDecided waits until every submitted claim has a verdict.
+func (w *hybridWorld) waitDecided(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, timeout, 500*time.Millisecond, "every claim decided", func() (bool, string) {
+		open, decided := w.counts(t)
+		return open == 0 && decided == w.total, fmt.Sprintf("open=%d decided=%d/%d", open, decided, w.total)
+	})
+}
+
+func (w *hybridWorld) counts(t *testing.T) (open, decided int) {
+	stats, err := w.st.Stats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range stats {
+		open += s.Pending + s.Leased
+		for _, n := range s.Decided {
+			decided += n
+		}
+	}
+	return open, decided
+}
+
+// startAudit starts the audit workflow, as `starter setup` does.
+func (w *hybridWorld) startAudit(t *testing.T) {
+	t.Helper()
+	if _, err := workflows.EnsureRunning(context.Background(), w.c, w.cfg); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitAudited waits until no provisional approval is left unaudited.
+func (w *hybridWorld) waitAudited(t *testing.T, timeout time.Duration) {
+	t.Helper()
+	testenv.Eventually(t, timeout, 500*time.Millisecond, "every provisional approval audited", func() (bool, string) {
+		left, err := w.st.AuditQueue(context.Background(), 10_000, time.Now())
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(left) == 0, fmt.Sprintf("%d left to audit", len(left))
+	})
+}
+
+// scorecard compares the verdicts with metasim's ground truth.
+type scorecard struct {
+	verdicts         map[string]int
+	fraud            int // false claims of verifiable kinds
+	fraudApproved    int // false claims standing as approved (sample or honor)
+	fraudRevoked     int
+	genuineRejected  int // genuine claims rejected or revoked: must stay 0
+	wrongVerified    int // false claims verified: must stay 0
+	approvedByTenant map[string]map[string]int
+}
+
+func (w *hybridWorld) score(t *testing.T) scorecard {
+	t.Helper()
+	decided, err := w.st.Decided(context.Background(), store.ExportFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := w.sim.Truth()
+	sc := scorecard{verdicts: map[string]int{}, approvedByTenant: map[string]map[string]int{}}
+	for _, c := range decided {
+		sc.verdicts[c.Verdict]++
+		if sc.approvedByTenant[c.Tenant] == nil {
+			sc.approvedByTenant[c.Tenant] = map[string]int{}
+		}
+		sc.approvedByTenant[c.Tenant][c.Verdict]++
+		genuine, known := truth[c.Tenant+"/"+c.Key]
+		if !known {
+			t.Fatalf("claim %s/%s has no ground truth", c.Tenant, c.Key)
+		}
+		if !c.Kind.Verifiable() {
+			continue
+		}
+		if !genuine {
+			sc.fraud++
+		}
+		switch {
+		case c.Verdict == store.VerdictApprovedBySample || c.Verdict == store.VerdictApprovedOnHonor:
+			if !genuine {
+				sc.fraudApproved++
+			}
+		case c.Verdict == store.VerdictRevoked:
+			if genuine {
+				sc.genuineRejected++
+				t.Errorf("genuine claim %s/%s revoked: %s", c.Tenant, c.Key, c.RevokedEvidence)
+			} else {
+				sc.fraudRevoked++
+			}
+		case c.Verdict == store.VerdictRejected && genuine:
+			sc.genuineRejected++
+			t.Errorf("genuine claim %s/%s rejected: %s", c.Tenant, c.Key, c.Evidence)
+		case c.Verdict == store.VerdictVerified && !genuine:
+			sc.wrongVerified++
+			t.Errorf("false claim %s/%s verified: %s", c.Tenant, c.Key, c.Evidence)
+		}
+	}
+	return sc
+}
+
+func (w *hybridWorld) calls() map[string]int {
+	by := map[string]int{}
+	for _, r := range w.sim.Requests() {
+		by[r.TokenID]++
+	}
+	return by
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// Standard tenants with 10% fraud are sampled: batches are approved on
+// their sample, sampled false claims are rejected one by one, a 40%-fraud
+// tenant is escalated and never approved wholesale, the premium tenant is
+// verified claim by claim. Then the audit revokes every false approval.
+func TestSamplingApprovesEscalatesAndAuditRevokes(t *testing.T) {
+	w := startHybridWorld(t, 5, 1, func(c *config.Config) { c.Mode = workflows.ModeSample })
+	premium := w.tenantsBy(store.TierPremium)
+	standard := w.tenantsBy(store.TierStandard)
+	if len(premium) != 1 || len(standard) != 4 {
+		t.Fatalf("tenants: premium %v standard %v", premium, standard)
+	}
+	clean, bad := standard[:3], standard[3]
+	var claims []claim.Claim
+	claims = append(claims, w.generate(t, 300, 0.1, premium...)...)
+	for _, tn := range clean {
+		claims = append(claims, w.generate(t, 800, 0.1, tn)...)
+	}
+	claims = append(claims, w.generate(t, 400, 0.4, bad)...)
+	w.submit(t, claims)
+	start := time.Now()
+	w.waitDecided(t, 4*time.Minute)
+	decidedIn := time.Since(start)
+
+	before := w.score(t)
+	calls := w.calls()
+	t.Logf("decided %d claims in %v: %v; calls %v", w.total, decidedIn.Round(time.Second), before.verdicts, calls)
+	if before.verdicts[store.VerdictApprovedBySample] == 0 {
+		t.Fatal("no batch approved on its sample")
+	}
+	if n := before.approvedByTenant[bad][store.VerdictApprovedBySample]; n != 0 {
+		t.Errorf("the 40%%-fraud tenant %s had %d claims approved by sample: it must be escalated", bad, n)
+	}
+	if before.approvedByTenant[bad][store.VerdictRejected] == 0 {
+		t.Errorf("the 40%%-fraud tenant's false claims were not rejected")
+	}
+	for _, v := range []string{store.VerdictApprovedBySample, store.VerdictApprovedOnHonor} {
+		if n := before.approvedByTenant[premium[0]][v]; n != 0 {
+			t.Errorf("premium tenant has %d %s claims: it must be verified claim by claim", n, v)
+		}
+	}
+	rejectedClean := 0
+	for _, tn := range clean {
+		rejectedClean += before.approvedByTenant[tn][store.VerdictRejected]
+	}
+	if rejectedClean == 0 {
+		t.Error("no sampled false claim of the 10% tenants was rejected")
+	}
+
+	w.startAudit(t)
+	w.waitAudited(t, 3*time.Minute)
+	after := w.score(t)
+	auditCalls := sum(w.calls()) - sum(calls)
+	t.Logf("FIGURES sampling 10%% fraud: false claims approved %d/%d (%.1f%%) before audit, %d/%d (%.1f%%) after; %d revoked; genuine rejected %d; calls %d to decide %d claims + %d for the audit",
+		before.fraudApproved, before.fraud, pct(before.fraudApproved, before.fraud),
+		after.fraudApproved, after.fraud, pct(after.fraudApproved, after.fraud), after.fraudRevoked,
+		after.genuineRejected, sum(calls), w.total, auditCalls)
+	if after.fraudApproved != 0 || after.fraudRevoked != before.fraudApproved {
+		t.Errorf("after audit %d false approvals stand, %d revoked; want 0 and %d", after.fraudApproved, after.fraudRevoked, before.fraudApproved)
+	}
+	if after.verdicts[store.VerdictApprovedBySample]+after.fraudRevoked != before.verdicts[store.VerdictApprovedBySample] {
+		t.Errorf("audit changed more than the false approvals: %v → %v", before.verdicts, after.verdicts)
+	}
+}
+
+func pct(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * float64(a) / float64(b)
+}
+
+// temporalCLI runs the real `temporal` binary against the test's server.
+func (w *hybridWorld) temporalCLI(t *testing.T, args ...string) string {
+	t.Helper()
+	args = append(args, "--address", w.addr, "--namespace", "default")
+	out, err := exec.Command(testenv.TemporalCLI(t), args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("temporal %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// governorState reads the Governor's state with `temporal workflow query`.
+func (w *hybridWorld) governorState(t *testing.T) policy.GovernorView {
+	t.Helper()
+	out := w.temporalCLI(t, "workflow", "query", "--workflow-id", policy.GovernorWorkflowID, "--type", policy.QueryGovernorState, "--output", "json")
+	var resp struct {
+		QueryResult []policy.GovernorView `json:"queryResult"`
+	}
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || len(resp.QueryResult) != 1 {
+		t.Fatalf("governor state from the CLI: %v\n%s", err, out)
+	}
+	return resp.QueryResult[0]
+}
+
+// A load ramp over the honor threshold switches standard tenants to honor
+// and back, once each way, recorded in the Governor's history; operators
+// steer it with the `temporal` CLI; premium and overridden tenants stay
+// verified; the audit then revokes the false honor approvals.
+func TestGovernorRampToHonorAndBackWithCLI(t *testing.T) {
+	w := startHybridWorld(t, 4, 1, func(c *config.Config) { c.BatchSize = 1000 })
+	premium, standard := w.tenantsBy(store.TierPremium), w.tenantsBy(store.TierStandard)
+	overridden, honorable := standard[0], standard[1:]
+
+	w.startAudit(t) // starts the Governor too
+	w.temporalCLI(t, "workflow", "signal", "--workflow-id", policy.GovernorWorkflowID, "--name", policy.SignalSetThresholds,
+		"--input", `{"honor_above":6000,"honor_below":3000,"min_dwell":"3m","queue_warning":400}`)
+	w.temporalCLI(t, "workflow", "signal", "--workflow-id", policy.GovernorWorkflowID, "--name", policy.SignalSetMode,
+		"--input", fmt.Sprintf(`{"mode":"verify","tenant":%q,"reason":"launch week: verify everything"}`, overridden))
+	testenv.Eventually(t, 20*time.Second, 200*time.Millisecond, "signals applied", func() (bool, string) {
+		v := w.governorState(t)
+		return v.Thresholds.HonorAbove == 6000 && v.Overrides[overridden] == policy.ModeVerify, fmt.Sprintf("%+v", v.Thresholds)
+	})
+
+	// The ramp, in platform time (a minute a second): 6 minutes at
+	// 1,000/h, 8 at 12,000/h, 20 at 1,000/h.
+	all := w.generate(t, 2100, 0.1, append([]string{premium[0]}, standard...)...)
+	next := 0
+	sawWarning := false
+	for _, phase := range []struct{ seconds, perSecond int }{{6, 17}, {8, 200}, {20, 17}} {
+		for range phase.seconds {
+			end := min(len(all), next+phase.perSecond)
+			w.submit(t, all[next:end])
+			next = end
+			time.Sleep(time.Second)
+			if !sawWarning {
+				sawWarning = len(w.governorState(t).Alerts) > 0
+			}
+		}
+	}
+	w.waitDecided(t, 2*time.Minute)
+
+	v := w.governorState(t)
+	var auto []policy.ModeChange
+	for _, c := range v.Changes {
+		if c.By == "auto" {
+			auto = append(auto, c)
+		}
+	}
+	t.Logf("governor: %d reports, arrival now %.0f/h, changes %+v", v.Reports, v.ArrivalPerHour, v.Changes)
+	if len(auto) != 2 || auto[0].To != "honor" || auto[1].To != "sample" {
+		t.Fatalf("automatic changes %+v, want one to honor and one back", auto)
+	}
+	if auto[0].ArrivalPerHour <= 6000 || auto[1].ArrivalPerHour >= 3000 {
+		t.Errorf("switches not driven by the thresholds: %+v", auto)
+	}
+	if !sawWarning || len(v.Alerts) != 0 {
+		t.Errorf("queue warning seen=%v, alerts now %v: want raised during the spike and cleared after", sawWarning, v.Alerts)
+	}
+	if n := countChangesInHistory(t, w.c); n < 2 {
+		t.Errorf("the Governor's history records %d mode changes, want both", n)
+	}
+
+	before := w.score(t)
+	for _, tn := range append([]string{overridden}, premium...) {
+		if n := before.approvedByTenant[tn][store.VerdictApprovedOnHonor]; n != 0 {
+			t.Errorf("%s had %d claims approved on honor; it must stay verified", tn, n)
+		}
+	}
+	honored := 0
+	for _, tn := range honorable {
+		honored += before.approvedByTenant[tn][store.VerdictApprovedOnHonor]
+	}
+	if honored == 0 {
+		t.Fatal("no claim approved on honor during the spike")
+	}
+	w.waitAudited(t, 3*time.Minute)
+	after := w.score(t)
+	t.Logf("FIGURES honor ramp: %d approved on honor; false ones %d before audit, %d after (%d revoked); genuine rejected %d; calls %v",
+		honored, before.fraudApproved, after.fraudApproved, after.fraudRevoked, after.genuineRejected, w.calls())
+	if after.fraudApproved != 0 || after.fraudRevoked == 0 {
+		t.Errorf("after audit %d false approvals stand, %d revoked", after.fraudApproved, after.fraudRevoked)
+	}
+}
+
+// countChangesInHistory counts the Governor's load reports whose result
+// changed the mode: the history keeps each change with its reason.
+func countChangesInHistory(t *testing.T, c client.Client) int {
+	t.Helper()
+	ctx := context.Background()
+	n := 0
+	iter := c.GetWorkflowHistory(ctx, policy.GovernorWorkflowID, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	dc := converter.GetDefaultDataConverter()
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := ev.GetWorkflowExecutionUpdateCompletedEventAttributes()
+		if done == nil || done.GetOutcome().GetSuccess() == nil {
+			continue
+		}
+		var d policy.Directive
+		if err := dc.FromPayloads(done.GetOutcome().GetSuccess(), &d); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range d.Changes {
+			if ch.Reason == "" {
+				t.Errorf("change without a reason: %+v", ch)
+			}
+			n++
+		}
+	}
+	return n
+}
+
+// A premium tenant's token breaks mid-run: its claims go to the platform
+// token and nothing is lost or wrongly rejected; when the token works again
+// the tenant returns to it.
+func TestPremiumTokenBreaksAndRecovers(t *testing.T) {
+	w := startHybridWorld(t, 2, 1, func(c *config.Config) { c.Mode = workflows.ModeVerify })
+	premium := w.tenantsBy(store.TierPremium)[0]
+	var token string
+	for _, tn := range w.tenants.Tenants {
+		if tn.ID == premium {
+			token = tn.TokenID
+		}
+	}
+	w.submit(t, w.generate(t, 200, 0.1))
+	w.waitDecided(t, time.Minute)
+	if w.calls()[token] == 0 {
+		t.Fatalf("premium token %s not used while it works: %v", token, w.calls())
+	}
+
+	if err := w.sim.SetTokenState(token, metasim.TokenInvalid); err != nil {
+		t.Fatal(err)
+	}
+	platformBefore := w.calls()[w.tenants.PlatformToken]
+	w.submit(t, w.generate(t, 200, 0.1, premium))
+	w.waitDecided(t, time.Minute)
+	var state policy.GovernorView
+	testenv.Eventually(t, 10*time.Second, 200*time.Millisecond, "the Governor knows the token is broken", func() (bool, string) {
+		state = queryGovernor(t, w.c)
+		return len(state.BrokenTokens) == 1 && state.BrokenTokens[0].TokenID == token, fmt.Sprint(state.Alerts)
+	})
+	if w.calls()[w.tenants.PlatformToken] == platformBefore {
+		t.Fatal("the premium tenant's claims did not move to the platform token")
+	}
+
+	if err := w.sim.SetTokenState(token, metasim.TokenValid); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, 500*time.Millisecond, "a probe finds the token working", func() (bool, string) {
+		state = queryGovernor(t, w.c)
+		return len(state.BrokenTokens) == 0, fmt.Sprint(state.Alerts)
+	})
+	tokenBefore := w.calls()[token]
+	w.submit(t, w.generate(t, 200, 0.1, premium))
+	w.waitDecided(t, time.Minute)
+	if w.calls()[token] <= tokenBefore+1 { // the probe made one call
+		t.Fatalf("the tenant did not return to its own token: %v", w.calls())
+	}
+	checkVerdictsAgainstTruth(t, w.st, w.sim.Truth(), w.total)
+	t.Logf("FIGURES token outage: calls %v; governor changes %+v", w.calls(), state.Changes)
+}
+
+func queryGovernor(t *testing.T, c client.Client) policy.GovernorView {
+	t.Helper()
+	v, err := c.QueryWorkflow(context.Background(), policy.GovernorWorkflowID, "", policy.QueryGovernorState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st policy.GovernorView
+	if err := v.Get(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
