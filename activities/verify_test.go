@@ -261,3 +261,72 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A user whose claim is rejected becomes risky: the next plan lists their
+// claims apart (Risky), for the workflow to verify one by one, until the
+// flag expires.
+func TestRejectedClaimMakesItsUserRisky(t *testing.T) {
+	h := newHarness(t)
+	h.acts.UserRiskTTL = time.Hour
+	claims := h.submit(t, "brand-01", 60, 0.3, comments)
+	first := h.verify(t, "brand-01", "platform", claims, false)
+	var absent []store.Claim
+	for _, c := range claims {
+		for _, id := range first.Absent {
+			if c.ID == id {
+				absent = append(absent, c)
+			}
+		}
+	}
+	if len(absent) == 0 {
+		t.Fatal("no false claim in the sample")
+	}
+	final := h.verify(t, "brand-01", "platform", absent, true)
+	if final.Rejected != len(absent) {
+		t.Fatalf("rejected %d of %d", final.Rejected, len(absent))
+	}
+	risky := map[string]bool{}
+	for _, c := range absent {
+		risky[c.User] = true
+	}
+
+	var ids []int64
+	plan := func(split bool) activities.Plan {
+		v, err := h.env.ExecuteActivity(h.acts.PlanBatch, activities.PlanInput{TenantID: "brand-01", ClaimIDs: ids, SplitRisky: split})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p activities.Plan
+		if err := v.Get(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	// The same users' next claims, in a new batch.
+	ctx := context.Background()
+	open := h.submit(t, "brand-01", 200, 0.1, comments)
+	wantRisky := 0
+	for _, c := range open {
+		if c.Status == store.StatusDecided {
+			continue
+		}
+		ids = append(ids, c.ID)
+		if risky[c.User] {
+			wantRisky++
+		}
+	}
+	if wantRisky == 0 {
+		t.Fatal("metasim drew no second claim for a risky user: pick another seed or more claims")
+	}
+	p := plan(true)
+	if len(p.Risky) != wantRisky {
+		t.Fatalf("plan lists %d risky claims, want %d", len(p.Risky), wantRisky)
+	}
+	if p := plan(false); len(p.Risky) != 0 {
+		t.Fatalf("without SplitRisky the plan lists %d risky claims", len(p.Risky))
+	}
+	later, err := h.st.RiskyUsers(ctx, "brand-01", []string{absent[0].User}, time.Now().Add(2*time.Hour))
+	if err != nil || len(later) != 0 {
+		t.Fatalf("the flag outlived its TTL: %v %v", later, err)
+	}
+}

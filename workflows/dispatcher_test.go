@@ -9,9 +9,12 @@ import (
 
 	"github.com/stretchr/testify/mock"
 	"github.com/stretchr/testify/require"
+	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/workflows"
 )
 
@@ -64,4 +67,52 @@ func TestDispatcherDoesNotWaitForItsChildren(t *testing.T) {
 func TestBatchWorkflowID(t *testing.T) {
 	at := time.Date(2026, 11, 28, 12, 5, 0, 0, time.FixedZone("x", 3600))
 	require.Equal(t, "batch/acme/20261128T110500Z", workflows.BatchWorkflowID("acme", at))
+}
+
+// Each batch runs in the mode the Governor answers for its tenant; when the
+// Governor cannot be reached, premium tenants verify and standard ones run
+// in the configured mode.
+func TestDispatcherRunsEachBatchInTheGovernorsMode(t *testing.T) {
+	groups := []activities.TenantGroup{
+		{TenantID: "acme", ClaimIDs: []int64{1}, Tier: store.TierStandard},
+		{TenantID: "prem", ClaimIDs: []int64{2}, Tier: store.TierPremium, TokenID: "tok-prem"},
+	}
+	run := func(t *testing.T, governor func(*testsuite.TestWorkflowEnvironment, *activities.Activities)) map[string]workflows.BatchSettings {
+		env, a := newEnv(t)
+		env.OnActivity(a.ClaimBatch, mock.Anything, mock.Anything).Return(activities.ClaimBatchResult{Claimed: 2, Groups: groups}, nil)
+		governor(env, a)
+		got := map[string]workflows.BatchSettings{}
+		env.OnWorkflow(workflows.TenantBatchWorkflow, mock.Anything, mock.Anything).Return(
+			func(ctx workflow.Context, in workflows.TenantBatchInput) (workflows.Progress, error) {
+				got[in.TenantID] = in.Settings
+				return workflows.Progress{}, nil
+			})
+		in := workflows.DispatcherInput{BatchSize: 10, LeaseTTL: time.Minute}
+		in.Batch.Mode = workflows.ModeAuto
+		env.ExecuteWorkflow(workflows.DispatcherWorkflow, in)
+		require.NoError(t, env.GetWorkflowError())
+		return got
+	}
+	t.Run("governor answers", func(t *testing.T) {
+		got := run(t, func(env *testsuite.TestWorkflowEnvironment, a *activities.Activities) {
+			env.OnActivity(a.ReportLoad, mock.Anything, mock.MatchedBy(func(in activities.ReportLoadInput) bool {
+				return len(in.Tenants) == 2 && in.Tenants[1] == policy.TenantRef{ID: "prem", Tier: "premium", TokenID: "tok-prem"}
+			})).Return(policy.Directive{Standard: policy.ModeHonor, Tenants: []policy.TenantMode{
+				{Tenant: "acme", Mode: policy.ModeHonor, Reason: "arrivals 25000/h above 20000/h"},
+				{Tenant: "prem", Mode: policy.ModeHonor, PlatformToken: true, Reason: "own token broken"},
+			}}, nil).Once()
+		})
+		require.Equal(t, workflows.ModeHonor, got["acme"].Mode)
+		require.Equal(t, "arrivals 25000/h above 20000/h", got["acme"].ModeReason)
+		require.True(t, got["prem"].PlatformToken)
+		require.Equal(t, workflows.ModeHonor, got["prem"].StandardMode)
+	})
+	t.Run("governor unreachable", func(t *testing.T) {
+		got := run(t, func(env *testsuite.TestWorkflowEnvironment, a *activities.Activities) {
+			env.OnActivity(a.ReportLoad, mock.Anything, mock.Anything).Return(policy.Directive{}, errors.New("governor down"))
+		})
+		require.Equal(t, workflows.ModeSample, got["acme"].Mode, "auto without the Governor means sampling")
+		require.Equal(t, workflows.ModeVerify, got["prem"].Mode)
+		require.False(t, got["prem"].PlatformToken)
+	})
 }

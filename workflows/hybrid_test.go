@@ -5,7 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -157,7 +160,8 @@ type scorecard struct {
 	approvedByTenant map[string]map[string]int
 }
 
-func (w *hybridWorld) score(t *testing.T) scorecard {
+// score scores the claims of the given tenants, or of all.
+func (w *hybridWorld) score(t *testing.T, tenants ...string) scorecard {
 	t.Helper()
 	decided, err := w.st.Decided(context.Background(), store.ExportFilter{})
 	if err != nil {
@@ -166,6 +170,9 @@ func (w *hybridWorld) score(t *testing.T) scorecard {
 	truth := w.sim.Truth()
 	sc := scorecard{verdicts: map[string]int{}, approvedByTenant: map[string]map[string]int{}}
 	for _, c := range decided {
+		if len(tenants) > 0 && !slices.Contains(tenants, c.Tenant) {
+			continue
+		}
 		sc.verdicts[c.Verdict]++
 		if sc.approvedByTenant[c.Tenant] == nil {
 			sc.approvedByTenant[c.Tenant] = map[string]int{}
@@ -268,9 +275,14 @@ func TestSamplingApprovesEscalatesAndAuditRevokes(t *testing.T) {
 		t.Error("no sampled false claim of the 10% tenants was rejected")
 	}
 
+	cleanBefore := w.score(t, clean...)
 	w.startAudit(t)
 	w.waitAudited(t, 3*time.Minute)
 	after := w.score(t)
+	cleanAfter := w.score(t, clean...)
+	t.Logf("FIGURES the three 10%%-fraud standard tenants: %d claims, false claims approved %d/%d (%.1f%%) before audit, %d after; %d approved by sample, %d rejected",
+		sum(cleanBefore.verdicts), cleanBefore.fraudApproved, cleanBefore.fraud, pct(cleanBefore.fraudApproved, cleanBefore.fraud),
+		cleanAfter.fraudApproved, cleanBefore.verdicts[store.VerdictApprovedBySample], cleanBefore.verdicts[store.VerdictRejected])
 	auditCalls := sum(w.calls()) - sum(calls)
 	t.Logf("FIGURES sampling 10%% fraud: false claims approved %d/%d (%.1f%%) before audit, %d/%d (%.1f%%) after; %d revoked; genuine rejected %d; calls %d to decide %d claims + %d for the audit",
 		before.fraudApproved, before.fraud, pct(before.fraudApproved, before.fraud),
@@ -281,6 +293,21 @@ func TestSamplingApprovesEscalatesAndAuditRevokes(t *testing.T) {
 	}
 	if after.verdicts[store.VerdictApprovedBySample]+after.fraudRevoked != before.verdicts[store.VerdictApprovedBySample] {
 		t.Errorf("audit changed more than the false approvals: %v → %v", before.verdicts, after.verdicts)
+	}
+	w.record(t, map[string]string{
+		"tenantbatch_sample.json": "WorkflowType = 'TenantBatch' AND VerificationMode = 'sample' AND ExecutionStatus = 'Completed'",
+	})
+}
+
+// record writes histories for the replay tests when RECORD_HISTORIES is set
+// (RECORD_HISTORIES=$PWD/workflows/testdata go test -run TestName ./workflows).
+func (w *hybridWorld) record(t *testing.T, files map[string]string) {
+	dir := os.Getenv("RECORD_HISTORIES")
+	if dir == "" {
+		return
+	}
+	for file, query := range files {
+		recordHistory(t, w.c, query, filepath.Join(dir, file))
 	}
 }
 
@@ -326,7 +353,7 @@ func TestGovernorRampToHonorAndBackWithCLI(t *testing.T) {
 
 	w.startAudit(t) // starts the Governor too
 	w.temporalCLI(t, "workflow", "signal", "--workflow-id", policy.GovernorWorkflowID, "--name", policy.SignalSetThresholds,
-		"--input", `{"honor_above":6000,"honor_below":3000,"min_dwell":"3m","queue_warning":400}`)
+		"--input", `{"honor_above":6000,"honor_below":3000,"min_dwell":"3m","queue_warning":150}`)
 	w.temporalCLI(t, "workflow", "signal", "--workflow-id", policy.GovernorWorkflowID, "--name", policy.SignalSetMode,
 		"--input", fmt.Sprintf(`{"mode":"verify","tenant":%q,"reason":"launch week: verify everything"}`, overridden))
 	testenv.Eventually(t, 20*time.Second, 200*time.Millisecond, "signals applied", func() (bool, string) {
@@ -393,6 +420,11 @@ func TestGovernorRampToHonorAndBackWithCLI(t *testing.T) {
 	if after.fraudApproved != 0 || after.fraudRevoked == 0 {
 		t.Errorf("after audit %d false approvals stand, %d revoked", after.fraudApproved, after.fraudRevoked)
 	}
+	w.record(t, map[string]string{
+		"governor.json":          "WorkflowType = 'Governor'",
+		"audit.json":             "WorkflowType = 'Audit'",
+		"tenantbatch_honor.json": "WorkflowType = 'TenantBatch' AND VerificationMode = 'honor' AND ExecutionStatus = 'Completed'",
+	})
 }
 
 // countChangesInHistory counts the Governor's load reports whose result

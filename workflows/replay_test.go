@@ -17,12 +17,20 @@ func TestReplay(t *testing.T) {
 	// tenantbatch_unpaced.json predates the limiter (workflow.GetVersion
 	// "limiter-permits" keeps it replaying).
 	// limiter_continued.json is a limiter run that ended in continue-as-new.
-	for _, file := range []string{"dispatcher.json", "tenantbatch.json", "tenantbatch_unpaced.json", "limiter.json", "limiter_continued.json"} {
+	// *_before_governor.json predate the Governor (workflow.GetVersion
+	// "governor" and "hybrid-modes").
+	for _, file := range []string{
+		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
+		"limiter.json", "limiter_continued.json", "governor.json", "audit.json",
+		"dispatcher_before_governor.json", "tenantbatch_before_governor.json", "tenantbatch_unpaced.json",
+	} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
 			r.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
 			r.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
 			r.RegisterWorkflowWithOptions(workflows.Limiter, workflow.RegisterOptions{Name: workflows.LimiterWorkflow})
+			r.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: workflows.GovernorWorkflow})
+			r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", file)); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}

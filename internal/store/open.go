@@ -125,17 +125,8 @@ func openSQLite(ctx context.Context, dsn string) (Store, error) {
 	// failing with SQLITE_BUSY when it tries to upgrade its lock.
 	params.Set("_txlock", "immediate")
 
-	db, err := sql.Open("sqlite", path+"?"+params.Encode())
+	db, err := openSQLiteDB(ctx, path+"?"+params.Encode())
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
-	}
-	// SQLite has one writer at a time; one connection per process avoids
-	// queueing on the file lock inside the process, and keeps an in-memory
-	// database a single database.
-	db.SetMaxOpenConns(1)
-	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	if err := migrateSQLite(ctx, db); err != nil {
@@ -143,6 +134,37 @@ func openSQLite(ctx context.Context, dsn string) (Store, error) {
 		return nil, fmt.Errorf("sqlite: %s: %w", path, err)
 	}
 	return &sqlStore{db: db, d: sqliteDialect}, nil
+}
+
+// openSQLiteDB opens and pings the database. Switching a new file to WAL
+// needs an exclusive lock, and SQLite answers SQLITE_BUSY at once, without
+// the busy timeout, when another process is switching it at the same
+// moment: that is retried a few times.
+func openSQLiteDB(ctx context.Context, dsn string) (*sql.DB, error) {
+	for attempt := 1; ; attempt++ {
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, err
+		}
+		// SQLite has one writer at a time; one connection per process avoids
+		// queueing on the file lock inside the process, and keeps an in-memory
+		// database a single database.
+		db.SetMaxOpenConns(1)
+		db.SetConnMaxIdleTime(0)
+		err = db.PingContext(ctx)
+		if err == nil {
+			return db, nil
+		}
+		db.Close()
+		if attempt == 5 || !strings.Contains(err.Error(), "SQLITE_BUSY") {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errors.Join(err, ctx.Err())
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
+	}
 }
 
 // migrateSQLite applies migrations. SQLite has no session lock, so when two
