@@ -232,17 +232,20 @@ func sum(m map[string]int) int {
 // tenant is escalated and never approved wholesale, the premium tenant is
 // verified claim by claim. Then the audit revokes every false approval.
 func TestSamplingApprovesEscalatesAndAuditRevokes(t *testing.T) {
-	w := startHybridWorld(t, 5, 1, func(c *config.Config) { c.Mode = workflows.ModeSample })
+	// A batch failing 10% sits at the plan's acceptable rate: its sample
+	// approves it about 4 times in 5 (see internal/policy), so five such
+	// tenants all escalating (a failed test) happens about once in 2,000 runs.
+	w := startHybridWorld(t, 7, 1, func(c *config.Config) { c.Mode = workflows.ModeSample })
 	premium := w.tenantsBy(store.TierPremium)
 	standard := w.tenantsBy(store.TierStandard)
-	if len(premium) != 1 || len(standard) != 4 {
+	if len(premium) != 1 || len(standard) != 6 {
 		t.Fatalf("tenants: premium %v standard %v", premium, standard)
 	}
-	clean, bad := standard[:3], standard[3]
+	clean, bad := standard[:5], standard[5]
 	var claims []claim.Claim
 	claims = append(claims, w.generate(t, 300, 0.1, premium...)...)
 	for _, tn := range clean {
-		claims = append(claims, w.generate(t, 800, 0.1, tn)...)
+		claims = append(claims, w.generate(t, 700, 0.1, tn)...)
 	}
 	claims = append(claims, w.generate(t, 400, 0.4, bad)...)
 	w.submit(t, claims)
@@ -280,7 +283,7 @@ func TestSamplingApprovesEscalatesAndAuditRevokes(t *testing.T) {
 	w.waitAudited(t, 3*time.Minute)
 	after := w.score(t)
 	cleanAfter := w.score(t, clean...)
-	t.Logf("FIGURES the three 10%%-fraud standard tenants: %d claims, false claims approved %d/%d (%.1f%%) before audit, %d after; %d approved by sample, %d rejected",
+	t.Logf("FIGURES the five 10%%-fraud standard tenants: %d claims, false claims approved %d/%d (%.1f%%) before audit, %d after; %d approved by sample, %d rejected",
 		sum(cleanBefore.verdicts), cleanBefore.fraudApproved, cleanBefore.fraud, pct(cleanBefore.fraudApproved, cleanBefore.fraud),
 		cleanAfter.fraudApproved, cleanBefore.verdicts[store.VerdictApprovedBySample], cleanBefore.verdicts[store.VerdictRejected])
 	auditCalls := sum(w.calls()) - sum(calls)
