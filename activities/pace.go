@@ -166,3 +166,8 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 func (a *Activities) wall(d time.Duration) time.Duration {
 	return time.Duration(float64(d) / a.speed())
 }
+
+// metaTime turns a wall duration into Meta's (simulated) time.
+func (a *Activities) metaTime(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * a.speed())
+}

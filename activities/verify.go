@@ -22,17 +22,13 @@ import (
 
 // Verdict methods.
 const (
-	MethodGraph  = "graph"  // decided by reading the Graph API
-	MethodRule   = "rule"   // decided by a rule, without a call (unverifiable kinds)
-	MethodSample = "sample" // approved because the batch's sample passed the sampling plan
-	MethodHonor  = "honor"  // approved on honor: the Governor's honor mode
-	MethodAudit  = "audit"  // revoked by the audit of a provisional approval
+	MethodGraph   = "graph"   // decided by reading the Graph API
+	MethodRule    = "rule"    // decided by a rule, without a call (unverifiable kinds)
+	MethodSample  = "sample"  // approved because the batch's sample passed the sampling plan
+	MethodHonor   = "honor"   // approved on honor: the Governor's honor mode
+	MethodAudit   = "audit"   // revoked by the audit of a provisional approval
+	MethodWebhook = "webhook" // verified by an action a Meta webhook reported: no call
 )
-
-// maxPagesPerClaim bounds how deep one claim's check pages through a busy
-// object. Comments come newest first and paging stops at the claim's `since`,
-// so only very busy objects reach it.
-const maxPagesPerClaim = 40
 
 // PlanInput names one tenant's share of a batch.
 type PlanInput struct {
@@ -133,6 +129,14 @@ type VerifyInput struct {
 	Guard   time.Duration
 	// Class of the permits the chunk reserves when it needs more.
 	Class limiter.Class `json:",omitempty"`
+	// Grace is how long after a claim's submission a read must be made for
+	// its absence to count on the Final re-check or an audit (Meta's data can
+	// lag behind the user): stored coverage older than that is read again.
+	Grace time.Duration `json:",omitempty"`
+	// StoredOnly: decide from stored evidence (webhooks, earlier reads) and
+	// make no call; what it does not prove comes back Absent. A first check
+	// needs no read: the re-check after the grace delay reads once for all.
+	StoredOnly bool `json:",omitempty"`
 	// Audit: the claims are provisional approvals to audit. Proof found
 	// confirms one (store.MarkAudited); none revokes it with the evidence of
 	// the read, and its user becomes risky.
@@ -152,6 +156,8 @@ type VerifyResult struct {
 	Wasted      int // permits skipped because the call would have been too late
 	Confirmed   int // audit: provisional approvals proven
 	Revoked     int // audit: provisional approvals revoked
+	Groups      int // target edges read or looked up (one read proves every claim on a target)
+	ByWebhook   int // verified by webhook evidence, without a call
 	Usage       graph.Usage
 }
 
@@ -171,6 +177,7 @@ type Evidence struct {
 	Pages    int              `json:"pages,omitempty"`
 	Scanned  int              `json:"scanned,omitempty"`
 	Reason   string           `json:"reason,omitempty"` // why nothing proved the claim
+	Source   string           `json:"source,omitempty"` // "stored graph", "stored webhook", "stored coverage": no call was made for this claim
 }
 
 func (e Evidence) json() string {
@@ -218,36 +225,47 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 		}
 	}()
 
-	var decisions []store.Decision
-	var confirmed []int64
-	var revoked []revocation
-	var stop *graph.Error // a throttle or broken token: no more calls on this token
-	outOfPermits := false
-	for i, c := range claims {
+	var open []store.Claim
+	for _, c := range claims {
 		if (in.Audit && !auditable(c)) || (!in.Audit && c.Status == store.StatusDecided) {
 			continue // decided already; or, auditing, not a provisional approval awaiting audit
 		}
-		if outOfPermits {
-			res.NeedPermits = append(res.NeedPermits, c.ID)
-			continue
-		}
-		if stop != nil {
-			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: stop.Class, Reason: "not called: " + stop.Error(), RetryAfter: stop.RetryAfter})
-			continue
-		}
-		activity.RecordHeartbeat(ctx, i)
-		pace.claimsLeft = len(claims) - i
-		ev, found, calls, err := a.check(pace, session, tenant, c)
-		res.Calls += calls
+		open = append(open, c)
+	}
+	groups, single := groupByTarget(open)
+	held, err := a.knownEvidence(ctx, groups)
+	if err != nil {
+		return res, fmt.Errorf("verify: %w", err)
+	}
+	grace := in.Grace
+	if !in.Final && !in.Audit {
+		grace = 0 // a first check only reports absence, for the re-check
+	}
+
+	var decisions []store.Decision
+	var confirmed []int64
+	var revoked []revocation
+	var reads []store.EvidenceAction
+	var coverages []store.Coverage
+	var stop *graph.Error // a throttle or broken token: no more calls on this token
+	outOfPermits := false
+	// apply turns one claim's outcome into a verdict, an absence, or a
+	// reason it could not be checked.
+	apply := func(o outcome) {
+		c, ev, err := o.claim, o.ev, o.err
 		var ge *graph.Error
 		switch {
 		case errors.Is(err, errOutOfPermits):
 			outOfPermits = true
 			res.NeedPermits = append(res.NeedPermits, c.ID)
-		case err == nil && found && in.Audit:
+		case err == nil && o.found && in.Audit:
 			confirmed = append(confirmed, c.ID)
-		case err == nil && found:
-			decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: store.VerdictVerified, Method: MethodGraph, Evidence: ev.json()})
+		case err == nil && o.found:
+			method := MethodGraph
+			if o.source == store.SourceWebhook {
+				method, res.ByWebhook = MethodWebhook, res.ByWebhook+1
+			}
+			decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: store.VerdictVerified, Method: method, Evidence: ev.json()})
 		case err == nil || graph.ClassOf(err) == graph.NotFound:
 			if err != nil {
 				ev.Reason = "target_not_found"
@@ -263,18 +281,73 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			}
 		case errors.As(err, &ge):
 			res.Usage = ge.Usage
-			f := Failed{ClaimID: c.ID, Class: ge.Class, Reason: ge.Error(), RetryAfter: ge.RetryAfter}
-			res.Deferred = append(res.Deferred, f)
+			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: ge.Class, Reason: ge.Error(), RetryAfter: ge.RetryAfter})
 			if ge.Class == graph.Throttled || ge.Class == graph.TokenBroken {
+				if stop == nil {
+					log.Warn("token stopped", "TokenID", in.TokenID, "class", ge.Class, "code", ge.Code, "subcode", ge.Subcode, "retryAfter", ge.RetryAfter)
+				}
 				stop = ge
-				log.Warn("token stopped", "TokenID", in.TokenID, "class", ge.Class, "code", ge.Code, "subcode", ge.Subcode, "retryAfter", ge.RetryAfter)
 			}
 		default:
 			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: graph.Transient, Reason: err.Error()})
 		}
+	}
+	// skip reports claims that wait: the permits ran out, or the token stopped.
+	skip := func(c store.Claim) bool {
+		switch {
+		case outOfPermits:
+			res.NeedPermits = append(res.NeedPermits, c.ID)
+		case stop != nil:
+			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: stop.Class, Reason: "not called: " + stop.Error(), RetryAfter: stop.RetryAfter})
+		default:
+			return false
+		}
+		return true
+	}
+
+	for i, g := range groups {
+		if outOfPermits || stop != nil {
+			for _, c := range g.claims {
+				skip(c)
+			}
+			continue
+		}
+		activity.RecordHeartbeat(ctx, i)
+		pace.claimsLeft = len(groups) - i + len(single)
+		outs, read, cov, calls := a.checkGroup(pace, session, g, held[g.target+"/"+g.read.edge], grace, a.metaTime(in.Grace), in.StoredOnly)
+		res.Calls += calls
+		res.Groups++
+		reads = append(reads, read...)
+		if cov != nil {
+			coverages = append(coverages, *cov)
+		}
+		for _, o := range outs {
+			apply(o)
+		}
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
+	}
+	for i, c := range single {
+		if skip(c) {
+			continue
+		}
+		if in.StoredOnly {
+			apply(outcome{claim: c, ev: Evidence{Object: c.Target, Reason: "not read yet"}})
+			continue
+		}
+		activity.RecordHeartbeat(ctx, len(groups)+i)
+		pace.claimsLeft = len(single) - i
+		ev, found, calls, err := a.check(pace, session, tenant, c)
+		res.Calls += calls
+		apply(outcome{claim: c, found: found, ev: ev, err: err, source: store.SourceGraph})
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+	}
+	if err := a.keepEvidence(ctx, reads, coverages); err != nil {
+		// The verdicts stand without it; later claims will read again.
+		log.Warn("evidence not stored", "TokenID", in.TokenID, "actions", len(reads), "error", err)
 	}
 	res.Wasted = pace.wasted
 	if len(decisions) > 0 {
@@ -358,8 +431,9 @@ func (a *Activities) session(ctx context.Context, tokenID string) (*graph.Sessio
 	return a.Graph.Session(ctx, value), nil
 }
 
-// check reads the Graph API for one claim: found reports proof, ev describes
-// what was read either way.
+// check reads the Graph API for one claim of a kind that is not read by
+// target (a mention: one media per claim): found reports proof, ev
+// describes what was read either way.
 func (a *Activities) check(pace *pacer, s *graph.Session, tenant store.Tenant, c store.Claim) (ev Evidence, found bool, calls int, err error) {
 	ev.Object = c.Target
 	switch c.Kind {
@@ -384,46 +458,8 @@ func (a *Activities) check(pace *pacer, s *graph.Session, tenant store.Tenant, c
 		}
 		ev.Match = &action
 		return ev, true, 1, nil
-	case claim.IGComment:
-		return scan(pace, s.Edge(c.Target, "comments", "id,text,timestamp,username,from{id,username}"), c, "GET /{ig-media-id}/comments")
-	case claim.IGTag:
-		return scan(pace, s.Edge(c.Target, "tags", "id,username,caption,timestamp,media_type"), c, "GET /{ig-user-id}/tags")
-	case claim.FBComment:
-		return scan(pace, s.Edge(c.Target, "comments", "id,message,created_time,from{id,name}"), c, "GET /{post-id}/comments")
-	case claim.FBReaction:
-		return scan(pace, s.Edge(c.Target, "reactions", "id,name,type"), c, "GET /{post-id}/reactions")
 	}
 	return ev, false, 0, temporal.NewNonRetryableApplicationError(fmt.Sprintf("kind %s has no Graph check", c.Kind), "Unverifiable", nil)
-}
-
-// scan pages through an edge until an action proves the claim, the pages get
-// older than the claim's since, or the edge ends.
-func scan(pace *pacer, p *graph.Pager, c store.Claim, endpoint string) (ev Evidence, found bool, calls int, err error) {
-	ev = Evidence{Endpoint: endpoint, Object: c.Target, Reason: string(evidence.OtherPerson)}
-	for !p.Done() && p.Calls < maxPagesPerClaim {
-		if err := pace.before(); err != nil {
-			return ev, false, p.Calls, err
-		}
-		actions, err := p.Next()
-		pace.after(p.Usage, err)
-		if err != nil {
-			return ev, false, p.Calls, err
-		}
-		ev.Pages = p.Calls
-		ev.Scanned += len(actions)
-		action, m := evidence.Find(c.Claim, actions)
-		if m == evidence.NoMatch {
-			ev.Match, ev.Reason = &action, ""
-			return ev, true, p.Calls, nil
-		}
-		if m != evidence.OtherPerson {
-			ev.Reason = string(m)
-		}
-		if c.Since != nil && evidence.OlderThanAll(actions, *c.Since) {
-			break
-		}
-	}
-	return ev, false, p.Calls, nil
 }
 
 // sortByTarget orders claims so checks of one object run one after another.

@@ -20,6 +20,7 @@ DEMO_EVERY=${DEMO_EVERY:-10}
 TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${UI_PORT:-8233}
 METASIM_ADDR=${METASIM_ADDR:-127.0.0.1:8088}
+WEBHOOK_ADDR=${WEBHOOK_ADDR:-127.0.0.1:8089}
 DEV_BUDGET=${DEV_BUDGET:-20000/1h}
 LOGS=$DATA_DIR/logs
 
@@ -33,6 +34,10 @@ export STORE_URL=${STORE_URL:-sqlite:$DATA_DIR/verifier.db}
 export META_GRAPH_URL=http://$METASIM_ADDR/
 export META_APP_SECRET_REF=file:$PWD/$DATA_DIR/secrets/app_secret
 export SPEED
+# The worker serves Meta webhooks; metasim subscribes (the verify token
+# handshake) and delivers its world's comments, mentions and reactions, signed.
+export WEBHOOK_ADDR
+export META_WEBHOOK_VERIFY_TOKEN_REF=file:$PWD/$DATA_DIR/secrets/webhook_verify_token
 
 pids=()
 cleanup() {
@@ -55,7 +60,9 @@ wait_for() { # what, seconds, command...
   exit 1
 }
 
-for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}"; do
+head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA_DIR/secrets/webhook_verify_token"
+
+for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}" "${WEBHOOK_ADDR##*:}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "dev: port $port is already in use (another make dev?)" >&2
     exit 1
@@ -71,10 +78,12 @@ pids+=($!)
 wait_for "Temporal" 60 bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS"
 
 echo "starting metasim on $METASIM_ADDR (logs: $LOGS/metasim.log)"
+METASIM_WEBHOOK_VERIFY_TOKEN=$(cat "$DATA_DIR/secrets/webhook_verify_token") \
 bin/metasim -addr "$METASIM_ADDR" -speed "$SPEED" \
   -platform-budget "$DEV_BUDGET" -tenant-budget "$DEV_BUDGET" \
   -app-secret-file "$DATA_DIR/secrets/app_secret" \
   -write-config "$DATA_DIR/tenants.json" -secrets-dir "$PWD/$DATA_DIR/secrets" \
+  -webhook-url "http://$WEBHOOK_ADDR/webhooks/meta" -webhook-wait 60s \
   >"$LOGS/metasim.log" 2>&1 &
 pids+=($!)
 wait_for "metasim" 30 curl -fsS "http://$METASIM_ADDR/_sim/healthz"
@@ -92,7 +101,7 @@ cat <<INFO
   schedule          http://127.0.0.1:$UI_PORT/namespaces/default/schedules/verification-dispatcher
   queue status      bin/starter status      (same environment: STORE_URL=$STORE_URL)
   verdicts          bin/starter export | head
-  metasim           http://$METASIM_ADDR/_sim/world
+  metasim           http://$METASIM_ADDR/_sim/world   (webhooks: /_sim/webhooks)
   logs              $LOGS/
 
   $DEMO_CLAIMS demo claims every ${DEMO_EVERY}s (10% fraudulent, some malformed). Ctrl-C stops everything.

@@ -7,11 +7,15 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -21,7 +25,9 @@ import (
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/logging"
+	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/webhook"
 	"github.com/socialproof/verifier/workflows"
 )
 
@@ -90,8 +96,51 @@ func run() error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	if cfg.WebhookAddr != "" {
+		verifyToken, err := secret.Resolve(cfg.WebhookVerifyTokenRef)
+		if err != nil {
+			w.Stop()
+			return fmt.Errorf("webhook verify token: %w", err)
+		}
+		stopWebhooks, err := serveWebhooks(cfg.WebhookAddr, &webhook.Handler{
+			AppSecret: appSecret, VerifyToken: verifyToken, Sink: webhook.StoreSink{Store: st}, Logger: z,
+		}, z)
+		if err != nil {
+			w.Stop()
+			return err
+		}
+		defer stopWebhooks()
+	}
 	<-ctx.Done()
 	w.Stop()
 	z.Info("worker stopped")
 	return nil
+}
+
+// WebhookPath is where Meta posts webhooks (the callback URL is
+// http(s)://<WEBHOOK_ADDR host>/webhooks/meta).
+const WebhookPath = "/webhooks/meta"
+
+// serveWebhooks serves Meta's webhooks until the returned stop is called.
+func serveWebhooks(addr string, h *webhook.Handler, z *zap.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("webhooks: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(WebhookPath, h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			z.Error("webhook server stopped", zap.Error(err))
+		}
+	}()
+	z.Info("serving Meta webhooks", zap.String("addr", ln.Addr().String()), zap.String("path", WebhookPath))
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		s := h.Stats()
+		z.Info("webhooks served", zap.Int64("accepted", s.Accepted), zap.Int64("refused", s.Refused), zap.Int64("newActions", s.NewActions), zap.Int64("duplicates", s.Duplicates))
+	}, nil
 }

@@ -122,7 +122,7 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 				var r activities.VerifyResult
 				err := workflow.ExecuteActivity(gctx, a.VerifyClaims, activities.VerifyInput{
 					TenantID: g.TenantID, TokenID: g.TokenID, ClaimIDs: chunk,
-					Permits: resp.Permits, Guard: resp.Guard, Class: limiter.Audit, Audit: true,
+					Permits: resp.Permits, Guard: resp.Guard, Class: limiter.Audit, Audit: true, Grace: in.MinAge,
 				}).Get(ctx, &r)
 				if err != nil {
 					log.Warn("audit chunk failed", "TenantID", g.TenantID, "error", err)

@@ -63,6 +63,9 @@ func TestPremiumBatchFallsBackToThePlatformToken(t *testing.T) {
 	byToken := map[string][]int64{}
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			if in.StoredOnly {
+				return activities.VerifyResult{Absent: in.ClaimIDs}, nil // nothing stored: read on the re-check
+			}
 			byToken[in.TokenID] = append(byToken[in.TokenID], in.ClaimIDs...)
 			if in.TokenID == "tok-acme" && in.ClaimIDs[0] == 3 {
 				return activities.VerifyResult{Deferred: []activities.Failed{
@@ -72,6 +75,7 @@ func TestPremiumBatchFallsBackToThePlatformToken(t *testing.T) {
 			}
 			return activities.VerifyResult{Verified: len(in.ClaimIDs), Calls: len(in.ClaimIDs)}, nil
 		})
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil)
 	var alert policy.TokenAlert
 	env.OnSignalExternalWorkflow(mock.Anything, policy.GovernorWorkflowID, "", policy.SignalTokenAlert, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {

@@ -151,7 +151,11 @@ type tenantBatch struct {
 	// (version 1 of changeLimiterPermits; earlier runs called unpaced).
 	paced      bool
 	leaseUntil time.Time // how long the batch's claims are known to stay leased
-	checked    int       // claims checked so far, for the calls-per-claim estimate
+	// storedFirst: first checks outside sampling decide from stored
+	// evidence only (version 1 of changeStoredFirst).
+	storedFirst bool
+	sampling    bool // a sample is being checked: its claims need a real first check
+	checked     int  // claims checked so far, for the calls-per-claim estimate
 }
 
 // changeLimiterPermits versions the switch to limiter permits.
@@ -177,6 +181,7 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
 	b.paced = workflow.GetVersion(ctx, changeLimiterPermits, workflow.DefaultVersion, 1) == 1
 	hybrid := workflow.GetVersion(ctx, changeHybrid, workflow.DefaultVersion, 1) == 1
+	b.storedFirst = hybrid && workflow.GetVersion(ctx, changeStoredFirst, workflow.DefaultVersion, 1) == 1
 	b.leaseUntil = workflow.Now(ctx).Add(b.in.LeaseTTL)
 
 	var plan activities.Plan
@@ -222,64 +227,126 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 		mode = ModeVerify // before the Governor, premium tenants were always verified
 	}
 	b.progress.Mode = mode
-	type recheck struct {
-		tokenID string
-		ids     []int64
-	}
-	var rechecks []recheck
-	absent, err := b.decide(ctx, mode, plan.TokenID, plan.Verifiable, plan.Risky)
-	if err != nil {
-		return b.progress, err
-	}
-	rechecks = append(rechecks, recheck{plan.TokenID, absent})
-
 	// A premium tenant's own token broke (190) or cannot read its account:
 	// its claims go the standard way on the platform token, and the Governor
 	// moves the tenant there until the token works again. Nothing is rejected.
-	if hybrid && plan.OwnToken {
-		if moved, alert := b.takeTokenFailures(); len(moved) > 0 {
+	fallBack := func() []int64 {
+		if !hybrid || !plan.OwnToken {
+			return nil
+		}
+		moved, alert := b.takeTokenFailures()
+		if len(moved) > 0 {
 			b.alertGovernor(ctx, policy.TokenAlert{TokenID: plan.TokenID, Tenant: b.in.TenantID, Broken: true, Reason: alert})
 			b.progress.Alert = "own token " + plan.TokenID + " failed (" + alert + "): " + fmt.Sprint(len(moved)) + " claims moved to the platform token"
-			b.progress.FellBack = len(moved)
+			b.progress.FellBack += len(moved)
+		}
+		return moved
+	}
+
+	if !b.storedFirst {
+		// Before "stored-first": the fallback was decided before one shared re-check.
+		absent, err := b.decide(ctx, mode, plan.TokenID, plan.Verifiable, plan.Risky)
+		if err != nil {
+			return b.progress, err
+		}
+		rechecks := []recheck{{plan.TokenID, absent}}
+		if moved := fallBack(); len(moved) > 0 {
 			absent, err := b.decide(ctx, b.s.standardMode(), plan.PlatformTokenID, moved, nil)
 			if err != nil {
 				return b.progress, err
 			}
 			rechecks = append(rechecks, recheck{plan.PlatformTokenID, absent})
 		}
+		if err := b.recheck(ctx, rechecks); err != nil {
+			return b.progress, err
+		}
+		return b.finish(ctx)
 	}
 
-	var waiting []int64
-	for _, r := range rechecks {
-		waiting = append(waiting, r.ids...)
+	// Token failures show on the re-check too (a first check from stored
+	// evidence makes no call), so the fallback settles its claims after.
+	if err := b.settle(ctx, mode, plan.TokenID, plan.Verifiable, plan.Risky); err != nil {
+		return b.progress, err
 	}
-	if len(waiting) > 0 {
-		b.progress.AwaitingRecheck = len(waiting)
-		b.setPhase(ctx, "awaiting-recheck")
-		// Keep the lease over the grace delay, or another dispatch would take the claims.
-		if err := workflow.ExecuteActivity(sctx, a.ExtendLease, activities.ExtendLeaseInput{
-			Owner: b.in.LeaseOwner, ClaimIDs: waiting, TTL: b.s.RecheckDelay + b.in.LeaseTTL,
-		}).Get(ctx, nil); err != nil {
+	if moved := fallBack(); len(moved) > 0 {
+		if err := b.settle(ctx, b.s.standardMode(), plan.PlatformTokenID, moved, nil); err != nil {
 			return b.progress, err
-		}
-		if err := workflow.Sleep(ctx, b.s.RecheckDelay); err != nil {
-			return b.progress, err
-		}
-		b.setPhase(ctx, "rechecking")
-		b.progress.AwaitingRecheck = 0
-		for _, rc := range rechecks {
-			for _, r := range b.runChunks(ctx, rc.tokenID, rc.ids, true) {
-				b.deferFailed(r.Deferred)
-				b.deferAll(r.NeedPermits, graph.Transient, "re-check ran out of permits")
-			}
 		}
 	}
 	return b.finish(ctx)
 }
 
+// recheck is claims without evidence on their first check, by token.
+type recheck struct {
+	tokenID string
+	ids     []int64
+}
+
+// settle decides claims in a mode on a token, and re-checks those without
+// evidence after the grace delay.
+func (b *tenantBatch) settle(ctx workflow.Context, mode, tokenID string, ids, risky []int64) error {
+	absent, err := b.decide(ctx, mode, tokenID, ids, risky)
+	if err != nil {
+		return err
+	}
+	return b.recheck(ctx, []recheck{{tokenID, absent}})
+}
+
+// recheck waits the grace delay, keeping the claims leased, then checks
+// them once more: a claim still without evidence is rejected.
+func (b *tenantBatch) recheck(ctx workflow.Context, rechecks []recheck) error {
+	var waiting []int64
+	for _, r := range rechecks {
+		waiting = append(waiting, r.ids...)
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	var a *activities.Activities
+	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+	b.progress.AwaitingRecheck = len(waiting)
+	b.setPhase(ctx, "awaiting-recheck")
+	// Keep the lease over the grace delay, or another dispatch would take the claims.
+	if err := workflow.ExecuteActivity(sctx, a.ExtendLease, activities.ExtendLeaseInput{
+		Owner: b.in.LeaseOwner, ClaimIDs: waiting, TTL: b.s.RecheckDelay + b.in.LeaseTTL,
+	}).Get(ctx, nil); err != nil {
+		return err
+	}
+	if err := workflow.Sleep(ctx, b.s.RecheckDelay); err != nil {
+		return err
+	}
+	b.setPhase(ctx, "rechecking")
+	b.progress.AwaitingRecheck = 0
+	for _, rc := range rechecks {
+		if b.storedFirst {
+			// The re-check is now most claims' only read: it retries
+			// transient failures like a first check.
+			b.checkWithRetries(ctx, rc.tokenID, rc.ids, true)
+			continue
+		}
+		for _, r := range b.runChunks(ctx, rc.tokenID, rc.ids, true) {
+			b.deferFailed(r.Deferred)
+			b.deferAll(r.NeedPermits, graph.Transient, "re-check ran out of permits")
+		}
+	}
+	return nil
+}
+
 // changeHybrid versions the Governor's modes (honor, per-user risk, the
 // premium fallback to the platform token).
 const changeHybrid = "hybrid-modes"
+
+// initialPermits is what a batch's first chunk reserves before it knows
+// its calls per claim (a chunk spans a few targets, a read each).
+const initialPermits = 3
+
+// storedOnlyChunk is how many claims one stored-evidence check takes.
+const storedOnlyChunk = 500
+
+// changeStoredFirst versions first checks from stored evidence: outside
+// sampling, a claim's first check makes no call (webhooks and earlier reads
+// may prove it); the re-check after the grace delay reads each target once.
+const changeStoredFirst = "stored-first"
 
 // decide settles claims in a mode on a token and returns those without
 // evidence on their first check. Claims of risky users (a recent false
@@ -359,6 +426,10 @@ func (b *tenantBatch) sample(ctx workflow.Context, tokenID string, ids []int64) 
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	// A sampled claim's first check is a real one: the plan counts what
+	// the reads find.
+	b.sampling = true
+	defer func() { b.sampling = false }()
 	sp := policy.DefaultSamplingPlan()
 	order := policy.SampleOrder(ids, workflow.GetInfo(ctx).WorkflowExecution.ID)
 	n := len(order)
@@ -409,9 +480,16 @@ func (b *tenantBatch) sample(ctx workflow.Context, tokenID string, ids []int64) 
 // verifyWithRetries checks claims, retrying transient failures for a few
 // passes; it returns the claims that had no evidence on the first check.
 func (b *tenantBatch) verifyWithRetries(ctx workflow.Context, tokenID string, ids []int64) (absent []int64) {
+	return b.checkWithRetries(ctx, tokenID, ids, false)
+}
+
+// checkWithRetries runs a first check or (final) the re-check, retrying
+// transient failures for a few passes; it returns the claims without
+// evidence (none on the re-check: they are rejected).
+func (b *tenantBatch) checkWithRetries(ctx workflow.Context, tokenID string, ids []int64, final bool) (absent []int64) {
 	for pass := 1; len(ids) > 0; pass++ {
 		var retry []int64
-		for _, r := range b.runChunks(ctx, tokenID, ids, false) {
+		for _, r := range b.runChunks(ctx, tokenID, ids, final) {
 			absent = append(absent, r.Absent...)
 			retry = append(retry, r.NeedPermits...)
 			for _, f := range r.Deferred {
@@ -470,14 +548,22 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 			results = append(results, r)
 		}
 	}
-	for start := 0; start < len(ids); start += b.s.ChunkSize {
-		chunk := ids[start:min(start+b.s.ChunkSize, len(ids))]
+	// A first check from stored evidence makes no call: it needs no permit,
+	// and one activity takes many claims.
+	storedOnly := !final && b.storedFirst && !b.sampling
+	chunkSize := b.s.ChunkSize
+	if storedOnly {
+		chunkSize = storedOnlyChunk
+	}
+	for start := 0; start < len(ids); start += chunkSize {
+		chunk := ids[start:min(start+chunkSize, len(ids))]
 		in := activities.VerifyInput{
 			TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: chunk,
-			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: final,
+			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: final, Grace: b.s.RecheckDelay,
+			StoredOnly: storedOnly,
 		}
 		cctx := actx
-		if b.paced {
+		if b.paced && !storedOnly {
 			var ok bool
 			if in, cctx, ok = b.awaitPermits(ctx, in, ids[start:]); !ok {
 				var r activities.VerifyResult
@@ -507,13 +593,14 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInput, remaining []int64) (activities.VerifyInput, workflow.Context, bool) {
 	var a *activities.Activities
 	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
-	// One permit per call: a claim takes a call per page it reads; the
-	// estimate follows what this batch has seen so far.
-	perClaim := 1
+	// One permit per call. Claims on one target share a read (a page a
+	// call) and stored evidence costs none, so the estimate follows the
+	// calls per claim this batch has seen; the chunk reserves more as it goes.
+	n := min(len(in.ClaimIDs), initialPermits)
 	if b.checked > 0 {
-		perClaim = max(1, (b.progress.Calls+b.checked-1)/b.checked)
+		n = (len(in.ClaimIDs)*b.progress.Calls + b.checked - 1) / b.checked
 	}
-	n := min(len(in.ClaimIDs)*perClaim, limiter.MaxPermitsPerReservation)
+	n = min(max(1, n), limiter.MaxPermitsPerReservation)
 	var resp limiter.ReserveResponse
 	for {
 		if err := workflow.ExecuteActivity(sctx, a.ReservePermits, activities.ReserveInput{TokenID: in.TokenID, N: n, Class: limiter.Verify}).Get(ctx, &resp); err != nil || resp.Paused {

@@ -59,17 +59,19 @@ func TestTenantBatchDecidesByRuleVerifiesAndRechecksAbsentClaims(t *testing.T) {
 		return len(ds) == 1 && ds[0].ClaimID == 4 && ds[0].Verdict == store.VerdictUnverifiable
 	})).Return(1, nil).Once()
 
+	// The first check decides from stored evidence, in one activity, with
+	// no call: a webhook proved claim 1.
 	var recheckAt time.Time
-	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.Final && in.ClaimIDs[0] == 1 })).
-		Return(activities.VerifyResult{Verified: 1, Absent: []int64{2}, Calls: 2}, nil).Once()
-	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.Final && in.ClaimIDs[0] == 3 })).
-		Return(activities.VerifyResult{Verified: 1, Calls: 1}, nil).Once()
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool {
+		return !in.Final && in.StoredOnly && len(in.ClaimIDs) == 3 && in.Permits == nil
+	})).Return(activities.VerifyResult{Verified: 1, ByWebhook: 1, Absent: []int64{2, 3}}, nil).Once()
 	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil).Once()
-	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.Final })).
+	// After the grace delay, one read settles the rest: 3 is proven, 2 is not.
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.Final && !in.StoredOnly })).
 		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
 			recheckAt = env.Now()
-			require.Equal(t, []int64{2}, in.ClaimIDs)
-			return activities.VerifyResult{Rejected: 1, Calls: 1}, nil
+			require.Equal(t, []int64{2, 3}, in.ClaimIDs)
+			return activities.VerifyResult{Verified: 1, Rejected: 1, Calls: 2}, nil
 		}).Once()
 
 	start := env.Now()
@@ -78,7 +80,7 @@ func TestTenantBatchDecidesByRuleVerifiesAndRechecksAbsentClaims(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 	var p workflows.Progress
 	require.NoError(t, env.GetWorkflowResult(&p))
-	require.Equal(t, workflows.Progress{Phase: "done", TenantID: "acme", TokenID: "platform", Total: 4, Unverifiable: 1, Verified: 2, Rejected: 1, Calls: 4, Mode: "verify"}, p)
+	require.Equal(t, workflows.Progress{Phase: "done", TenantID: "acme", TokenID: "platform", Total: 4, Unverifiable: 1, Verified: 2, Rejected: 1, Calls: 2, Mode: "verify"}, p)
 	require.GreaterOrEqual(t, recheckAt.Sub(start), workflows.DefaultBatchSettings().RecheckDelay, "absent claims are re-checked only after the grace delay")
 	env.AssertExpectations(t)
 }
@@ -88,8 +90,14 @@ func TestTenantBatchHandsBackClaimsItCannotCheck(t *testing.T) {
 	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
 		TenantKnown: true, TokenID: "tok-acme", Verifiable: []int64{1, 2, 3, 4, 5, 6},
 	}, nil)
+	// The first check finds nothing stored; the reads come on the re-check.
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly })).
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			return activities.VerifyResult{Absent: in.ClaimIDs}, nil
+		}).Once()
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil)
 	// Chunk {1,2}: a transient failure for 2 that succeeds on the next pass.
-	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 1 })).
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 1 && !in.StoredOnly })).
 		Return(activities.VerifyResult{Verified: 1, Deferred: []activities.Failed{{ClaimID: 2, Class: graph.Transient}}}, nil).Once()
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 2 })).
 		Return(activities.VerifyResult{Verified: 1}, nil).Once()

@@ -4,7 +4,16 @@
 // Flags fall back to METASIM_* environment variables (METASIM_ADDR,
 // METASIM_SEED, METASIM_BRANDS, METASIM_PREMIUM, METASIM_USERS, METASIM_SPEED,
 // METASIM_APP_SECRET_FILE, METASIM_WRITE_CONFIG, METASIM_SECRETS_DIR,
-// METASIM_LATENCY, METASIM_ERROR_RATE).
+// METASIM_LATENCY, METASIM_ERROR_RATE, METASIM_WEBHOOK_URL,
+// METASIM_WEBHOOK_VERIFY_TOKEN, METASIM_WEBHOOK_SHAPE,
+// METASIM_WEBHOOK_DUPLICATES, METASIM_WEBHOOK_DELAY, METASIM_WEBHOOK_DROP,
+// METASIM_WEBHOOK_BATCH, METASIM_WEBHOOK_WAIT).
+//
+// With -webhook-url, metasim subscribes that URL to its webhooks once it
+// listens: it performs Meta's hub.challenge handshake, retrying for
+// -webhook-wait (the receiver may start later), and exits if the handshake
+// never succeeds. Prefer METASIM_WEBHOOK_VERIFY_TOKEN to the flag, which
+// other users can see in the process list.
 package main
 
 import (
@@ -19,6 +28,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -103,8 +113,30 @@ func main() {
 		errorRate  = flag.Float64("error-rate", envFloat("ERROR_RATE", 0), "share of Graph calls answered 5xx")
 		platformB  = flag.String("platform-budget", env("PLATFORM_BUDGET", "200/1h"), "platform token budget: calls/window (window 1h or 24h, simulated time)")
 		tenantB    = flag.String("tenant-budget", env("TENANT_BUDGET", "200/1h"), "premium tenants' token budget: calls/window")
+
+		hookURL   = flag.String("webhook-url", env("WEBHOOK_URL", ""), "subscribe this URL to webhooks (Instagram comments/mentions, Page feed) at start")
+		hookToken = flag.String("webhook-verify-token", env("WEBHOOK_VERIFY_TOKEN", ""), "hub.verify_token for the webhook handshake (prefer METASIM_WEBHOOK_VERIFY_TOKEN)")
+		hookShape = flag.String("webhook-shape", env("WEBHOOK_SHAPE", "facebook"), "webhook payload shape: facebook, instagram (flat Instagram-Login entries) or mixed")
+		hookDups  = flag.Float64("webhook-duplicates", envFloat("WEBHOOK_DUPLICATES", 0), "share of webhook POSTs sent a second time, later (0..1)")
+		hookDelay = flag.Duration("webhook-delay", envDuration("WEBHOOK_DELAY", 0), "wall time from an action to its webhook")
+		hookDrop  = flag.Float64("webhook-drop", envFloat("WEBHOOK_DROP", 0), "share of webhook events never delivered (0..1)")
+		hookBatch = flag.Int("webhook-batch", envInt("WEBHOOK_BATCH", 1), "webhook events per POST at most")
+		hookWait  = flag.Duration("webhook-wait", envDuration("WEBHOOK_WAIT", 30*time.Second), "how long to retry the webhook handshake at start")
 	)
 	flag.Parse()
+	switch *hookShape {
+	case "facebook", "instagram", "mixed":
+	default:
+		log.Fatalf("metasim: -webhook-shape must be facebook, instagram or mixed, not %q", *hookShape)
+	}
+	if *hookDups < 0 || *hookDups > 1 || *hookDrop < 0 || *hookDrop > 1 {
+		log.Fatalf("metasim: -webhook-duplicates and -webhook-drop must be within 0..1")
+	}
+	if *hookURL != "" {
+		if u, err := url.Parse(*hookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			log.Fatalf("metasim: -webhook-url %q is not an http(s) URL", *hookURL)
+		}
+	}
 	platformBudget, err := parseBudget(*platformB)
 	if err != nil {
 		log.Fatalf("metasim: -platform-budget: %v", err)
@@ -170,6 +202,20 @@ func main() {
 	defer stop()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if *hookURL != "" {
+		o := metasim.WebhookOptions{URL: *hookURL, VerifyToken: *hookToken, Shape: *hookShape,
+			Duplicates: *hookDups, Delay: *hookDelay, DropRate: *hookDrop, MaxBatch: *hookBatch}
+		go func() {
+			if err := subscribeWithRetry(ctx, sim, o, *hookWait); err != nil {
+				if ctx.Err() == nil {
+					log.Fatalf("metasim: webhooks: giving up: %v", err)
+				}
+				return
+			}
+			log.Printf("metasim: webhooks: subscribed %s (shape=%s duplicates=%g delay=%s drop=%g batch=%d); actions from now on are delivered, signed with the app secret",
+				o.URL, o.Shape, o.Duplicates, o.Delay, o.DropRate, o.MaxBatch)
+		}()
+	}
 	select {
 	case err := <-errc:
 		if !errors.Is(err, http.ErrServerClosed) {
@@ -177,10 +223,40 @@ func main() {
 		}
 	case <-ctx.Done():
 		log.Printf("metasim: shutting down")
+		if *hookURL != "" {
+			sim.Close()
+			st := sim.WebhookStats()
+			log.Printf("metasim: webhooks: events=%d delivered=%d duplicates=%d dropped=%d failed=%d retries=%d canceled=%d",
+				st.Events, st.Delivered, st.Duplicates, st.Dropped, st.Failed, st.Retries, st.Canceled)
+		}
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			log.Printf("metasim: shutdown: %v", err)
+		}
+	}
+}
+
+// subscribeWithRetry subscribes o.URL, retrying the handshake every second
+// for up to wait: the receiver may start after metasim.
+func subscribeWithRetry(ctx context.Context, sim *metasim.Sim, o metasim.WebhookOptions, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	log.Printf("metasim: webhooks: subscribing %s (handshake, retried for up to %s)", o.URL, wait)
+	for try := 1; ; try++ {
+		err := sim.Subscribe(o)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no successful handshake with %s within %s: %w", o.URL, wait, err)
+		}
+		if try == 1 || try%5 == 0 {
+			log.Printf("metasim: webhooks: handshake attempt %d failed, retrying: %v", try, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -52,6 +52,13 @@ type Config struct {
 	// one (before Speed).
 	UserRiskTTL time.Duration
 
+	// WebhookAddr is where the worker serves Meta's webhooks
+	// (POST/GET /webhooks/meta); empty: no webhook endpoint.
+	WebhookAddr string
+	// WebhookVerifyTokenRef names the verify token of the subscription
+	// handshake ("env:NAME" or "file:PATH").
+	WebhookVerifyTokenRef string
+
 	LogLevel string
 }
 
@@ -124,6 +131,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.ModeDwell, "mode-dwell", "MODE_DWELL", "auto mode: least time between switches, before speed-up")
 	num(&c.QueueWarning, "queue-warning", "QUEUE_WARNING", "warn above this many open claims")
 	dur(&c.UserRiskTTL, "user-risk-ttl", "USER_RISK_TTL", "how long a user with a false claim is verified one by one, before speed-up; 0 disables")
+	str(&c.WebhookAddr, "webhook-addr", "WEBHOOK_ADDR", "host:port to serve Meta webhooks on (/webhooks/meta); empty: off")
+	str(&c.WebhookVerifyTokenRef, "webhook-verify-token", "META_WEBHOOK_VERIFY_TOKEN_REF", `where the webhook verify token is: "env:NAME" or "file:PATH"`)
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 }
 
@@ -161,6 +170,14 @@ func (c Config) Validate() error {
 	if c.AppSecretRef != "" {
 		if err := secret.CheckRef(c.AppSecretRef); err != nil {
 			errs = append(errs, fmt.Errorf("app secret: %w", err))
+		}
+	}
+	if c.WebhookAddr != "" {
+		if c.AppSecretRef == "" {
+			errs = append(errs, errors.New("webhooks need the app secret (META_APP_SECRET_REF) to check signatures"))
+		}
+		if err := secret.CheckRef(c.WebhookVerifyTokenRef); err != nil {
+			errs = append(errs, fmt.Errorf("webhook verify token: %w", err))
 		}
 	}
 	if c.StoreURL == "" || c.TemporalAddress == "" || c.PlatformTokenID == "" {

@@ -151,10 +151,12 @@ func (s *Sim) GenerateClaims(n int, o ClaimOptions) []GeneratedClaim {
 		kind := kinds[sort.SearchFloat64s(cum, x)]
 		genuine := r.Float64() >= o.FraudRate
 		hasCode := (kind == KindIGComment || kind == KindFBComment) && r.Float64() < o.CodeRate
+		mark := s.whMark()
 		gc, ok := s.genClaim(r, now, brands, kind, genuine, hasCode)
 		if !ok {
 			continue
 		}
+		s.whTag(mark, gc.Tenant+"/"+gc.Key)
 		out = append(out, gc)
 	}
 	return out

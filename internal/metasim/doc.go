@@ -105,4 +105,57 @@
 // target) pair never gets both a genuine and a fraudulent claim, and no later
 // action makes an earlier fraudulent claim true. About 5% of IG claims (both
 // genuine and fraudulent) give the handle in another letter case.
+//
+// # Webhooks
+//
+// Subscribe(WebhookOptions) first performs Meta's verification handshake:
+// GET URL?hub.mode=subscribe&hub.challenge=<random digits>&hub.verify_token=<VerifyToken>;
+// the answer must be 2xx with exactly the challenge as body. From then on
+// every action added to the world (claim generation's genuine and near-miss
+// actions, AddIGComment, EditComment, DeleteComment) for the subscribed
+// brands (all, or WebhookOptions.Tenants) becomes an event:
+//
+//	IG comment on a brand's media   object instagram, entry id = brand IG user id, field "comments",
+//	                                value {id, text, from{id, username}, media{id, media_product_type:"FEED"}}
+//	IG caption @mentioning a brand  field "mentions", value {media_id}, under the mentioned brand
+//	IG comment @mentioning a brand  field "mentions", value {media_id, comment_id} (as well as "comments")
+//	Page comment added              object page, entry id = Page id, field "feed", value {item:"comment",
+//	                                verb:"add", post_id, comment_id, parent_id (= post_id), message,
+//	                                from{id, name}, created_time (unix)}
+//	Page comment edited / deleted   same, verb "edited" / "remove" (no message on remove);
+//	                                created_time is when the change happened
+//	Page reaction added             value {item:"reaction", verb:"add", post_id, parent_id,
+//	                                reaction_type (lowercase: "like", "love", ...), from{id, name}, created_time}
+//
+// Meta has no webhook for IG tags, IG comment edits or IG comment deletions,
+// so none is sent (tag claims can only be checked by polling). Noise created
+// with the world, before Subscribe, sends nothing.
+//
+// Each POST carries up to MaxBatch (default 1) due events of one object,
+// with Content-Type application/json, X-Hub-Signature-256:
+// sha256=<hex HMAC-SHA256 of the body keyed by Config.AppSecret> (an empty
+// key when AppSecret is empty) and the legacy X-Hub-Signature (sha1).
+// Shape "facebook" (default): {"object":"instagram"|"page","entry":[{"id",
+// "time","changes":[{"field","value"}]}]}, consecutive events of one account
+// sharing an entry; "instagram": Instagram events as flat Instagram-Login
+// entries {"id","time","field","value"}; "mixed": Instagram POSTs
+// alternate between the two. Page events always use "changes". Entry
+// "time" is the sim clock when the POST is built; the entry id is the same
+// IG user id the Graph API uses.
+//
+// Deliveries run on one background goroutine and never block the world.
+// Delay (wall time) passes between an action and its first POST. DropRate
+// is the share of events never sent (a missed webhook); Duplicates the share
+// of successful POSTs sent again, unchanged, 100 ms-0.5 s (or Delay) later.
+// A non-2xx answer or a transport error is retried up to 5 attempts in all,
+// waiting 200ms, 600ms, 1.8s and 5s (wall), then the events count as
+// failed (Meta retries for 36 hours). Unsubscribe or Close cancels what is
+// queued; FlushWebhooks waits until the queue is empty.
+//
+// WebhookStats counts events, delivered, duplicates, dropped, failed,
+// retries, canceled, pending and POSTs. WebhookEvents is the ground truth:
+// each event's tenant, field, ids, the claimant (UserRef), the generated
+// claim whose action caused it ("tenant/key") and its state, so a test can
+// tell which claims had no webhook. GET /_sim/webhooks shows the
+// subscription and stats; GET /_sim/webhooks/events the events (NDJSON).
 package metasim

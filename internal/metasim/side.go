@@ -28,6 +28,17 @@ func (s *Sim) sideMux() *http.ServeMux {
 			enc.Encode(t)
 		}
 	})
+	mux.HandleFunc("GET /_sim/webhooks", func(w http.ResponseWriter, r *http.Request) {
+		on, url, shape := s.webhookSubscribed()
+		writeJSON(w, http.StatusOK, map[string]any{"subscribed": on, "url": url, "shape": shape, "stats": s.WebhookStats()})
+	})
+	mux.HandleFunc("GET /_sim/webhooks/events", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		for _, e := range s.WebhookEvents() {
+			enc.Encode(e)
+		}
+	})
 	mux.HandleFunc("GET /_sim/requests", func(w http.ResponseWriter, r *http.Request) {
 		reqs := s.Requests()
 		if reqs == nil {

@@ -202,6 +202,10 @@ type Sim struct {
 	truthMap map[string]bool
 
 	log []Request
+
+	wh     *webhooks // the active webhook subscription, nil when none
+	whLast *webhooks // the latest subscription, active or stopped (stats)
+	whSubs int       // subscriptions made, for their random streams
 }
 
 // maxLog bounds the request log; when it is exceeded the oldest half is dropped.
@@ -460,7 +464,8 @@ func (s *Sim) SetPlatformAccess(tenant string, granted bool) error {
 }
 
 // DeleteComment removes an Instagram or Facebook comment: it disappears
-// from every list and its id answers "does not exist".
+// from every list and its id answers "does not exist". A Page comment's
+// removal is a feed webhook (verb "remove"); Instagram sends none.
 func (s *Sim) DeleteComment(id string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -469,6 +474,7 @@ func (s *Sim) DeleteComment(id string) error {
 		c.media.comments = removeItem(c.media.comments, c)
 	case *fbComment:
 		c.post.comments = removeItem(c.post.comments, c)
+		s.whFBComment(c, "remove", s.now().Truncate(time.Second))
 	default:
 		return fmt.Errorf("metasim: no comment %q", id)
 	}
@@ -476,7 +482,8 @@ func (s *Sim) DeleteComment(id string) error {
 	return nil
 }
 
-// EditComment changes the text of an Instagram or Facebook comment.
+// EditComment changes the text of an Instagram or Facebook comment. A Page
+// comment's edit is a feed webhook (verb "edited"); Instagram sends none.
 func (s *Sim) EditComment(id, text string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -485,6 +492,7 @@ func (s *Sim) EditComment(id, text string) error {
 		c.text = text
 	case *fbComment:
 		c.message = text
+		s.whFBComment(c, "edited", s.now().Truncate(time.Second))
 	default:
 		return fmt.Errorf("metasim: no comment %q", id)
 	}

@@ -259,6 +259,7 @@ func (s *Sim) addIGComment(r *rand.Rand, m *igMedia, by *person, text string, ts
 	c := &igComment{id: s.newID(r, "180", 17), media: m, by: by, text: text, ts: ts, likes: r.IntN(20)}
 	s.objects[c.id] = c
 	m.comments = insertSorted(m.comments, c)
+	s.whIGComment(c)
 	return c
 }
 
@@ -267,6 +268,7 @@ func (s *Sim) addFBComment(r *rand.Rand, p *post, by *person, msg string, ts tim
 	c := &fbComment{id: postPart + "_" + s.newID(r, "1", 16), post: p, by: by, message: msg, ts: ts, likes: r.IntN(10)}
 	s.objects[c.id] = c
 	p.comments = insertSorted(p.comments, c)
+	s.whFBComment(c, "add", ts)
 	return c
 }
 
@@ -276,7 +278,9 @@ func (s *Sim) addReaction(r *rand.Rand, p *post, by *person, ts time.Time) bool 
 		return false
 	}
 	p.reacted[by] = true
-	p.reacts = insertSorted(p.reacts, &reaction{by: by, typ: reactionTypes[r.IntN(len(reactionTypes))], ts: ts})
+	re := &reaction{by: by, typ: reactionTypes[r.IntN(len(reactionTypes))], ts: ts}
+	p.reacts = insertSorted(p.reacts, re)
+	s.whReaction(p, re)
 	return true
 }
 
@@ -298,6 +302,7 @@ func (s *Sim) addUserMedia(r *rand.Rand, by *person, caption string, ts time.Tim
 			b.mentionMedia = append(b.mentionMedia, m)
 		}
 	}
+	s.whUserMedia(m)
 	return m
 }
 

@@ -20,6 +20,11 @@ type dialect struct {
 	// the picked rows and skips rows another claimer holds; SQLite needs
 	// nothing, its write transaction already excludes other writers.
 	claimLock string
+	// rowLock ends a SELECT that reads a row to rewrite it in the same
+	// transaction: PostgreSQL locks the row so concurrent read-modify-writes
+	// queue instead of losing an update; SQLite's write transaction already
+	// excludes other writers.
+	rowLock string
 }
 
 var (
@@ -27,6 +32,7 @@ var (
 		name:                 "postgres",
 		numberedPlaceholders: true,
 		claimLock:            " FOR UPDATE SKIP LOCKED",
+		rowLock:              " FOR UPDATE",
 	}
 	sqliteDialect = dialect{
 		name:       "sqlite",

@@ -13,14 +13,15 @@ import (
 	"github.com/socialproof/verifier/internal/claim"
 )
 
-// Batch sizes. A submitted claim takes 9 query parameters, a user flag 4, an
-// id or user in an IN list 1; the chunks stay far below the parameter limits
-// of both databases (PostgreSQL 65535, SQLite 32766) while keeping round trips
-// few.
+// Batch sizes. A submitted claim takes 9 query parameters, an evidence action
+// 10, a user flag 4, an id, user or target in an IN list 1; the chunks stay far
+// below the parameter limits of both databases (PostgreSQL 65535, SQLite
+// 32766) while keeping round trips few.
 const (
-	submitChunk = 500
-	flagChunk   = 1000
-	idChunk     = 1000
+	submitChunk   = 500
+	evidenceChunk = 500
+	flagChunk     = 1000
+	idChunk       = 1000
 )
 
 // sqlStore implements Store over database/sql for both dialects.
@@ -851,4 +852,363 @@ func (s *sqlStore) Close() error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	return nil
+}
+
+// ---- evidence ----
+
+// evidenceKey identifies a stored action.
+type evidenceKey struct{ target, edge, action string }
+
+func (k evidenceKey) compare(o evidenceKey) int {
+	if c := strings.Compare(k.target, o.target); c != 0 {
+		return c
+	}
+	if c := strings.Compare(k.edge, o.edge); c != 0 {
+		return c
+	}
+	return strings.Compare(k.action, o.action)
+}
+
+// evidenceColumns is the column list scanEvidence reads and evidenceArgs
+// writes, in order.
+const evidenceColumns = `target, edge, action_id, username, user_id, content, acted_at, source, deleted, seen_at`
+
+func (s *sqlStore) evidenceArgs(args []any, a EvidenceAction) []any {
+	return append(args, a.Target, a.Edge, a.ActionID, a.Username, a.UserID, a.Text,
+		s.d.timeArg(a.Time), a.Source, a.Deleted, s.d.timeArg(a.SeenAt))
+}
+
+func scanEvidence(row scanner) (EvidenceAction, error) {
+	var a EvidenceAction
+	err := row.Scan(&a.Target, &a.Edge, &a.ActionID, &a.Username, &a.UserID, &a.Text,
+		timeColumn{&a.Time}, &a.Source, &a.Deleted, timeColumn{&a.SeenAt})
+	return a, err
+}
+
+// laterSighting is what storing action b over a stored a leaves, by the rules
+// of SaveEvidence's upsert: b, keeping a's time when b's is unknown, and a's
+// source.
+func laterSighting(a, b EvidenceAction) EvidenceAction {
+	if b.Time.IsZero() {
+		b.Time = a.Time
+	}
+	b.Source = a.Source
+	return b
+}
+
+func (s *sqlStore) SaveEvidence(ctx context.Context, actions []EvidenceAction) (int, error) {
+	for i, a := range actions {
+		switch {
+		case a.Target == "":
+			return 0, fmt.Errorf("save evidence: action %d: empty target", i)
+		case a.Edge == "":
+			return 0, fmt.Errorf("save evidence: action %d (target %s): empty edge", i, a.Target)
+		case a.ActionID == "":
+			return 0, fmt.Errorf("save evidence: action %d (%s/%s): empty action id", i, a.Target, a.Edge)
+		case a.Source != SourceGraph && a.Source != SourceWebhook:
+			return 0, fmt.Errorf("save evidence: action %d (%s/%s/%s): source %q is neither %s nor %s",
+				i, a.Target, a.Edge, a.ActionID, a.Source, SourceGraph, SourceWebhook)
+		case a.SeenAt.IsZero():
+			// A NULL seen_at would never be purged.
+			return 0, fmt.Errorf("save evidence: action %d (%s/%s/%s): zero seen_at", i, a.Target, a.Edge, a.ActionID)
+		}
+	}
+	// PostgreSQL refuses an upsert that touches a row twice, so an action
+	// repeated in the call is folded here into what saving the repeats one
+	// after the other would store.
+	folded := make(map[evidenceKey]EvidenceAction, len(actions))
+	for _, a := range actions {
+		k := evidenceKey{a.Target, a.Edge, a.ActionID}
+		if prev, seen := folded[k]; seen {
+			a = laterSighting(prev, a)
+		}
+		folded[k] = a
+	}
+	// Key order, so concurrent callers lock shared rows in the same order and
+	// cannot deadlock on PostgreSQL.
+	keys := make([]evidenceKey, 0, len(folded))
+	for k := range folded {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, evidenceKey.compare)
+
+	// Inserting without touching stored rows first tells which actions are
+	// new, exactly even under concurrent callers: only one insert of a key
+	// succeeds. Every chunk is inserted before any stored row is rewritten,
+	// so a caller never holds a rewritten row while waiting on a key another
+	// caller inserted. The rest is then upserted rather than updated, in case
+	// a purge deleted one of them meanwhile.
+	inserted := make(map[evidenceKey]bool, len(keys))
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, chunk := range chunks(keys, evidenceChunk) {
+			args := make([]any, 0, len(chunk)*10)
+			for _, k := range chunk {
+				args = s.evidenceArgs(args, folded[k])
+			}
+			rows, err := tx.QueryContext(ctx, s.d.rebind(`INSERT INTO evidence (`+evidenceColumns+`)
+				VALUES `+placeholders(len(chunk), 10)+`
+				ON CONFLICT (target, edge, action_id) DO NOTHING
+				RETURNING target, edge, action_id`), args...)
+			if err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+			for rows.Next() {
+				var k evidenceKey
+				if err := rows.Scan(&k.target, &k.edge, &k.action); err != nil {
+					rows.Close()
+					return fmt.Errorf("insert: %w", err)
+				}
+				inserted[k] = true
+			}
+			if err := rows.Close(); err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("insert: %w", err)
+			}
+		}
+		var stored []evidenceKey
+		for _, k := range keys {
+			if !inserted[k] {
+				stored = append(stored, k)
+			}
+		}
+		for _, chunk := range chunks(stored, evidenceChunk) {
+			args := make([]any, 0, len(chunk)*10)
+			for _, k := range chunk {
+				args = s.evidenceArgs(args, folded[k])
+			}
+			// The SET list is laterSighting in SQL: source is not in it.
+			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO evidence (`+evidenceColumns+`)
+				VALUES `+placeholders(len(chunk), 10)+`
+				ON CONFLICT (target, edge, action_id) DO UPDATE SET
+					username = excluded.username, user_id = excluded.user_id, content = excluded.content,
+					acted_at = COALESCE(excluded.acted_at, evidence.acted_at),
+					deleted = excluded.deleted, seen_at = excluded.seen_at`), args...)
+			if err != nil {
+				return fmt.Errorf("update: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("save evidence: %w", err)
+	}
+	return len(inserted), nil
+}
+
+// uniqueStrings returns values sorted, without duplicates, so IN-list chunks
+// are disjoint and return each row once.
+func uniqueStrings(values []string) []string {
+	unique := slices.Clone(values)
+	slices.Sort(unique)
+	return slices.Compact(unique)
+}
+
+func stringArgs(values []string) []any {
+	args := make([]any, len(values))
+	for i, v := range values {
+		args[i] = v
+	}
+	return args
+}
+
+func (s *sqlStore) Evidence(ctx context.Context, targets []string) ([]EvidenceAction, error) {
+	var actions []EvidenceAction
+	for _, chunk := range chunks(uniqueStrings(targets), idChunk) {
+		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+evidenceColumns+` FROM evidence
+			WHERE target IN `+inList(len(chunk))), stringArgs(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("evidence: %w", err)
+		}
+		for rows.Next() {
+			// Unlike a poison claim, an unreadable action fails the read:
+			// skipping it would make a proof look absent.
+			a, err := scanEvidence(rows)
+			if err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("evidence: %w", err)
+			}
+			actions = append(actions, a)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("evidence: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("evidence: %w", err)
+		}
+	}
+	// Sorted here rather than by ORDER BY: byte order whatever PostgreSQL's
+	// collation, and NULL times last on both databases.
+	slices.SortFunc(actions, func(a, b EvidenceAction) int {
+		if c := strings.Compare(a.Target, b.Target); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Edge, b.Edge); c != 0 {
+			return c
+		}
+		// Newest first; the zero time, the earliest of all, comes last.
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ActionID, b.ActionID)
+	})
+	return actions, nil
+}
+
+// mergeCoverage is what AddCoverage stores when old is stored and c is added.
+// Both are at the stored precision.
+func mergeCoverage(old, c Coverage) Coverage {
+	// A zero From is the earliest time: it is never after anything.
+	overlap := !c.From.After(old.To) && !old.From.After(c.To)
+	if !overlap {
+		if c.ReadAt.After(old.ReadAt) {
+			return c
+		}
+		return old
+	}
+	merged := old
+	if c.ReadAt.After(old.ReadAt) {
+		merged.ReadAt = c.ReadAt
+	}
+	if !old.From.IsZero() && (c.From.IsZero() || c.From.Before(old.From)) {
+		merged.From = c.From
+	}
+	if c.To.After(old.To) {
+		merged.To = c.To
+	}
+	return merged
+}
+
+// storedTime is t as the store keeps it: UTC, to the microsecond.
+func storedTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func (s *sqlStore) AddCoverage(ctx context.Context, c Coverage) (Coverage, error) {
+	c.From, c.To, c.ReadAt = storedTime(c.From), storedTime(c.To), storedTime(c.ReadAt)
+	switch {
+	case c.Target == "":
+		return Coverage{}, errors.New("add coverage: empty target")
+	case c.ReadAt.IsZero():
+		return Coverage{}, fmt.Errorf("add coverage %s/%s: zero read time", c.Target, c.Edge)
+	case c.Edge == "":
+		return Coverage{}, fmt.Errorf("add coverage (target %s): empty edge", c.Target)
+	case c.To.IsZero():
+		return Coverage{}, fmt.Errorf("add coverage %s/%s: zero to", c.Target, c.Edge)
+	case c.From.After(c.To):
+		return Coverage{}, fmt.Errorf("add coverage %s/%s: from %v after to %v", c.Target, c.Edge, c.From, c.To)
+	}
+	var stored Coverage
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Inserting first needs no lock when nothing is stored yet. When a
+		// row is, the locked read makes concurrent adders of the same
+		// (target, edge) merge one after the other. A purge may delete the
+		// row between the two statements on PostgreSQL: then insert again.
+		for attempt := 0; attempt < 3; attempt++ {
+			var ignored string
+			err := tx.QueryRowContext(ctx, s.d.rebind(`INSERT INTO evidence_coverage (target, edge, from_at, to_at, read_at)
+				VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, edge) DO NOTHING RETURNING target`),
+				c.Target, c.Edge, s.d.timeArg(c.From), s.d.timeArg(c.To), s.d.timeArg(c.ReadAt)).Scan(&ignored)
+			if err == nil {
+				stored = c
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("insert: %w", err)
+			}
+			old := Coverage{Target: c.Target, Edge: c.Edge}
+			err = tx.QueryRowContext(ctx, s.d.rebind(`SELECT from_at, to_at, read_at FROM evidence_coverage
+				WHERE target = ? AND edge = ?`+s.d.rowLock), c.Target, c.Edge).Scan(timeColumn{&old.From}, timeColumn{&old.To}, timeColumn{&old.ReadAt})
+			if errors.Is(err, sql.ErrNoRows) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read: %w", err)
+			}
+			stored = mergeCoverage(old, c)
+			if stored == old {
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE evidence_coverage SET from_at = ?, to_at = ?, read_at = ?
+				WHERE target = ? AND edge = ?`), s.d.timeArg(stored.From), s.d.timeArg(stored.To), s.d.timeArg(stored.ReadAt), c.Target, c.Edge); err != nil {
+				return fmt.Errorf("update: %w", err)
+			}
+			return nil
+		}
+		return errors.New("stored coverage deleted again and again while merging")
+	})
+	if err != nil {
+		return Coverage{}, fmt.Errorf("add coverage %s/%s: %w", c.Target, c.Edge, err)
+	}
+	return stored, nil
+}
+
+func (s *sqlStore) Coverages(ctx context.Context, targets []string) ([]Coverage, error) {
+	var coverages []Coverage
+	for _, chunk := range chunks(uniqueStrings(targets), idChunk) {
+		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT target, edge, from_at, to_at, read_at FROM evidence_coverage
+			WHERE target IN `+inList(len(chunk))), stringArgs(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("coverages: %w", err)
+		}
+		for rows.Next() {
+			var c Coverage
+			if err := rows.Scan(&c.Target, &c.Edge, timeColumn{&c.From}, timeColumn{&c.To}, timeColumn{&c.ReadAt}); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("coverages: %w", err)
+			}
+			coverages = append(coverages, c)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("coverages: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("coverages: %w", err)
+		}
+	}
+	slices.SortFunc(coverages, func(a, b Coverage) int {
+		if c := strings.Compare(a.Target, b.Target); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Edge, b.Edge)
+	})
+	return coverages, nil
+}
+
+func (s *sqlStore) PurgeEvidence(ctx context.Context, seenBefore time.Time) (int, error) {
+	// A zero cutoff would compare with NULL and purge nothing, silently
+	// keeping personal data.
+	if seenBefore.IsZero() {
+		return 0, errors.New("purge evidence: zero cutoff")
+	}
+	cutoff := s.d.timeArg(seenBefore)
+	purged := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Coverage vouches for the actions stored under it: when any of them
+		// goes, the coverage of that edge goes too, or a later claim would be
+		// judged against a read whose actions are no longer there.
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM evidence_coverage WHERE read_at < ?
+			OR EXISTS (SELECT 1 FROM evidence e WHERE e.target = evidence_coverage.target
+				AND e.edge = evidence_coverage.edge AND e.seen_at < ?)`), cutoff, cutoff); err != nil {
+			return fmt.Errorf("coverage: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM evidence WHERE seen_at < ?`), cutoff)
+		if err != nil {
+			return fmt.Errorf("actions: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("actions: %w", err)
+		}
+		purged = int(n)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("purge evidence: %w", err)
+	}
+	return purged, nil
 }

@@ -159,6 +159,45 @@ type ExportFilter struct {
 	Limit   int    // 0: no limit
 }
 
+// EvidenceAction is one action on a Meta object kept as evidence: read from
+// the Graph API (a page of comments, tags or reactions) or pushed by a Meta
+// webhook. It holds comment text (for claim codes): personal data, purged
+// with PurgeEvidence.
+type EvidenceAction struct {
+	Target   string    // the object acted on: IG media id, Page post id, or the brand's IG user id (tags)
+	Edge     string    // "comments", "tags", "reactions", "mentions"
+	ActionID string    // comment id, tagged media id, reacting user's id, ...; unique per (Target, Edge)
+	Username string    // IG username or Facebook display name
+	UserID   string    // IG-scoped or app-scoped user id, when known
+	Text     string    // comment text or caption
+	Time     time.Time // when the action happened; zero when unknown (reactions)
+	Source   string    // "graph" or "webhook"
+	Deleted  bool      // a webhook said it was removed
+	SeenAt   time.Time // when we last saw it
+}
+
+// EvidenceSources.
+const (
+	SourceGraph   = "graph"
+	SourceWebhook = "webhook"
+)
+
+// Coverage says a Graph read saw every action on Target's Edge that happened
+// in [From, To]: a paged read made at To back to the page older than From.
+// From zero means from the beginning (the read reached the last page).
+//
+// From and To are Meta's times (of actions); ReadAt is ours, when the read
+// was made: a claim submitted at S is disproven by coverage read at or
+// after S plus the grace delay (Meta's data can lag behind the user). The
+// clocks differ in accelerated runs, so the two are never compared.
+type Coverage struct {
+	Target string
+	Edge   string
+	From   time.Time
+	To     time.Time
+	ReadAt time.Time
+}
+
 // ErrNotFound is returned when a tenant, token or claim does not exist.
 var ErrNotFound = errors.New("not found")
 
@@ -229,6 +268,38 @@ type Store interface {
 	// (their verdict stays); claims not provisional or already audited are
 	// left alone. Returns how many it marked.
 	MarkAudited(ctx context.Context, ids []int64, now time.Time) (int, error)
+
+	// SaveEvidence upserts actions by (Target, Edge, ActionID). A later sighting
+	// replaces username, user id, text, time (only when the new time is not zero),
+	// deleted and seen_at (an edit changes the text, a removal marks it deleted,
+	// a Graph read of an action that was marked deleted un-deletes it); the
+	// first Source is kept. Duplicates within one call are allowed (the last
+	// wins). It returns how many actions were new. Actions with an empty Target,
+	// Edge or ActionID are an error, and so are a Source other than SourceGraph
+	// or SourceWebhook and a zero SeenAt (the purge could never delete it).
+	SaveEvidence(ctx context.Context, actions []EvidenceAction) (int, error)
+
+	// Evidence returns the stored actions on these targets (every edge), ordered
+	// by target, edge, then time descending (newest first; zero times last), then action id.
+	Evidence(ctx context.Context, targets []string) ([]EvidenceAction, error)
+
+	// AddCoverage records a read. When the stored coverage of (Target, Edge)
+	// overlaps or touches the new one (new.From <= old.To and old.From <= new.To,
+	// a zero From being the earliest time), they merge into [min From, max To]
+	// with the later ReadAt; otherwise the one read later is kept. It returns
+	// the coverage stored now. An empty Target or Edge, a zero To or ReadAt, or
+	// a From after To is an error.
+	AddCoverage(ctx context.Context, c Coverage) (Coverage, error)
+
+	// Coverages returns the stored coverage of these targets (every edge), ordered by target then edge.
+	Coverages(ctx context.Context, targets []string) ([]Coverage, error)
+
+	// PurgeEvidence deletes actions last seen before the cutoff (personal
+	// data is kept no longer than needed), coverage read before it, and the
+	// coverage of every edge that lost an action (coverage vouches for the
+	// actions under it). It returns how many actions it deleted. A zero
+	// cutoff is an error.
+	PurgeEvidence(ctx context.Context, seenBefore time.Time) (int, error)
 
 	Close() error
 }

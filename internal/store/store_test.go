@@ -1261,6 +1261,24 @@ func TestMarkAudited(t *testing.T) {
 	})
 }
 
+// closeAndMigrateDown closes s and takes its database down to a migration
+// version, returning a raw connection to inspect it.
+func closeAndMigrateDown(t *testing.T, s store.Store, b backend, dsn string, version int64) *sql.DB {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	if err := store.MigrateDownTo(context.Background(), raw, b.name, version); err != nil {
+		t.Fatalf("down to %d: %v", version, err)
+	}
+	return raw
+}
+
 // Migration 00002 goes down and up again on a database holding data.
 func TestMigrationRiskAndAuditDown(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
@@ -1277,18 +1295,7 @@ func TestMigrationRiskAndAuditDown(t *testing.T) {
 		if err := s.FlagUsers(ctx, []store.UserFlag{{Tenant: "acme", User: "u1", Until: t0.Add(time.Hour)}}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-
-		raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
-		if err := store.MigrateDownTo(ctx, raw, b.name, 1); err != nil {
-			t.Fatalf("down to 1: %v", err)
-		}
+		raw := closeAndMigrateDown(t, s, b, dsn, 1)
 		if _, err := raw.Exec(`SELECT 1 FROM user_risk`); err == nil {
 			t.Error("user_risk still exists after down")
 		}
@@ -1302,6 +1309,730 @@ func TestMigrationRiskAndAuditDown(t *testing.T) {
 		}
 		if queued, err := s.AuditQueue(ctx, 10, t0); err != nil || !slices.Equal(claimIDs(queued), ids) {
 			t.Errorf("AuditQueue after down and up: %v, %v; want %v", claimIDs(queued), err, ids)
+		}
+	})
+}
+
+// ---- evidence ----
+
+// fmtTime shows a time with its zone, so a time not returned in UTC shows.
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "zero"
+	}
+	return t.Format(time.RFC3339Nano)
+}
+
+// evidenceStrings renders actions one per string, every field included, for
+// comparisons with readable failures.
+func evidenceStrings(actions []store.EvidenceAction) []string {
+	out := make([]string, len(actions))
+	for i, a := range actions {
+		out[i] = fmt.Sprintf("%s/%s/%s user=%q uid=%q text=%q time=%s source=%s deleted=%v seen=%s",
+			a.Target, a.Edge, a.ActionID, a.Username, a.UserID, a.Text, fmtTime(a.Time), a.Source, a.Deleted, fmtTime(a.SeenAt))
+	}
+	return out
+}
+
+func evidenceOf(t *testing.T, s store.Store, targets ...string) []store.EvidenceAction {
+	t.Helper()
+	got, err := s.Evidence(context.Background(), targets)
+	if err != nil {
+		t.Fatalf("Evidence: %v", err)
+	}
+	return got
+}
+
+func saveEvidence(t *testing.T, s store.Store, actions ...store.EvidenceAction) int {
+	t.Helper()
+	n, err := s.SaveEvidence(context.Background(), actions)
+	if err != nil {
+		t.Fatalf("SaveEvidence: %v", err)
+	}
+	return n
+}
+
+func TestSaveEvidenceUpsert(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+		zone := time.FixedZone("UTC-5", -5*3600)
+		comment := func(id, user, text string, at time.Time, source string, seen time.Time) store.EvidenceAction {
+			return store.EvidenceAction{Target: "m1", Edge: "comments", ActionID: id, Username: user, UserID: "uid-" + user,
+				Text: text, Time: at, Source: source, SeenAt: seen}
+		}
+		removal := func(id string, seen time.Time) store.EvidenceAction {
+			return store.EvidenceAction{Target: "m1", Edge: "comments", ActionID: id, Source: store.SourceWebhook, Deleted: true, SeenAt: seen}
+		}
+		reaction := store.EvidenceAction{Target: "m1", Edge: "reactions", ActionID: "r1", Username: "Ann Example", UserID: "901",
+			Source: store.SourceGraph, SeenAt: m(10)}
+
+		// Each step saves, then checks the count of new actions and
+		// everything stored on m1 and m2.
+		steps := []struct {
+			name    string
+			save    []store.EvidenceAction
+			wantNew int
+			want    []store.EvidenceAction
+		}{
+			{
+				name: "new actions; times in another zone, below the microsecond",
+				save: []store.EvidenceAction{
+					comment("c1", "ann", "hi CODE1", m(1).In(zone).Add(789), store.SourceGraph, m(10).In(zone).Add(1)),
+					comment("c2", "bob", "CODE2", m(2), store.SourceWebhook, m(10)),
+					reaction,
+				},
+				wantNew: 3,
+				want: []store.EvidenceAction{
+					comment("c2", "bob", "CODE2", m(2), store.SourceWebhook, m(10)),
+					comment("c1", "ann", "hi CODE1", m(1), store.SourceGraph, m(10)),
+					reaction,
+				},
+			},
+			{
+				name:    "an edit replaces user and text; a zero time keeps the stored time; the first source stays",
+				save:    []store.EvidenceAction{comment("c1", "ann2", "edited CODE1", time.Time{}, store.SourceWebhook, m(20))},
+				wantNew: 0,
+				want: []store.EvidenceAction{
+					comment("c2", "bob", "CODE2", m(2), store.SourceWebhook, m(10)),
+					comment("c1", "ann2", "edited CODE1", m(1), store.SourceGraph, m(20)),
+					reaction,
+				},
+			},
+			{
+				name:    "a time replaces the stored time",
+				save:    []store.EvidenceAction{comment("c1", "ann2", "edited CODE1", m(3), store.SourceGraph, m(21))},
+				wantNew: 0,
+				want: []store.EvidenceAction{
+					comment("c1", "ann2", "edited CODE1", m(3), store.SourceGraph, m(21)),
+					comment("c2", "bob", "CODE2", m(2), store.SourceWebhook, m(10)),
+					reaction,
+				},
+			},
+			{
+				name:    "a removal marks it deleted",
+				save:    []store.EvidenceAction{removal("c2", m(30))},
+				wantNew: 0,
+				want: []store.EvidenceAction{
+					comment("c1", "ann2", "edited CODE1", m(3), store.SourceGraph, m(21)),
+					{Target: "m1", Edge: "comments", ActionID: "c2", Time: m(2), Source: store.SourceWebhook, Deleted: true, SeenAt: m(30)},
+					reaction,
+				},
+			},
+			{
+				name:    "a graph sighting un-deletes it, the webhook source stays",
+				save:    []store.EvidenceAction{comment("c2", "bob", "CODE2 again", m(2), store.SourceGraph, m(40))},
+				wantNew: 0,
+				want: []store.EvidenceAction{
+					comment("c1", "ann2", "edited CODE1", m(3), store.SourceGraph, m(21)),
+					comment("c2", "bob", "CODE2 again", m(2), store.SourceWebhook, m(40)),
+					reaction,
+				},
+			},
+			{
+				name: "repeats within a call are saved in order: last wins, times only when set, first source",
+				save: []store.EvidenceAction{
+					comment("c3", "cy", "a", m(5), store.SourceWebhook, m(50)),
+					comment("c1", "ann3", "x", time.Time{}, store.SourceGraph, m(50)),
+					comment("c3", "cy", "b", time.Time{}, store.SourceGraph, m(51)),
+					comment("c2", "bob", "p", m(7), store.SourceGraph, m(50)),
+					comment("c2", "bob", "q", time.Time{}, store.SourceGraph, m(51)),
+					removal("c3", m(52)),
+				},
+				wantNew: 1,
+				want: []store.EvidenceAction{
+					comment("c2", "bob", "q", m(7), store.SourceWebhook, m(51)),
+					{Target: "m1", Edge: "comments", ActionID: "c3", Time: m(5), Source: store.SourceWebhook, Deleted: true, SeenAt: m(52)},
+					comment("c1", "ann3", "x", m(3), store.SourceGraph, m(50)),
+					reaction,
+				},
+			},
+			{
+				name: "the same action id on another edge or target is another action",
+				save: []store.EvidenceAction{
+					{Target: "m1", Edge: "tags", ActionID: "c1", Username: "tagger", Source: store.SourceGraph, SeenAt: m(60)},
+					{Target: "m2", Edge: "comments", ActionID: "c1", Username: "other", Time: m(1), Source: store.SourceGraph, SeenAt: m(60)},
+				},
+				wantNew: 2,
+				want: []store.EvidenceAction{
+					comment("c2", "bob", "q", m(7), store.SourceWebhook, m(51)),
+					{Target: "m1", Edge: "comments", ActionID: "c3", Time: m(5), Source: store.SourceWebhook, Deleted: true, SeenAt: m(52)},
+					comment("c1", "ann3", "x", m(3), store.SourceGraph, m(50)),
+					reaction,
+					{Target: "m1", Edge: "tags", ActionID: "c1", Username: "tagger", Source: store.SourceGraph, SeenAt: m(60)},
+					{Target: "m2", Edge: "comments", ActionID: "c1", Username: "other", Time: m(1), Source: store.SourceGraph, SeenAt: m(60)},
+				},
+			},
+			{
+				name:    "nothing",
+				save:    nil,
+				wantNew: 0,
+			},
+		}
+		var want []store.EvidenceAction
+		for _, st := range steps {
+			n, err := s.SaveEvidence(ctx, st.save)
+			if err != nil {
+				t.Fatalf("%s: SaveEvidence: %v", st.name, err)
+			}
+			if n != st.wantNew {
+				t.Errorf("%s: SaveEvidence = %d new, want %d", st.name, n, st.wantNew)
+			}
+			if st.want != nil {
+				want = st.want
+			}
+			got := evidenceStrings(evidenceOf(t, s, "m1", "m2"))
+			if w := evidenceStrings(want); !slices.Equal(got, w) {
+				t.Errorf("%s: stored\n  %s\nwant\n  %s", st.name, strings.Join(got, "\n  "), strings.Join(w, "\n  "))
+			}
+		}
+	})
+}
+
+// Thousands of actions and targets in one call, past any one statement or IN
+// list.
+func TestEvidenceInBulk(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		action := func(i int) store.EvidenceAction {
+			return store.EvidenceAction{Target: fmt.Sprintf("media-%05d", i), Edge: "comments", ActionID: "c", Text: fmt.Sprint(i),
+				Time: t0, Source: store.SourceGraph, SeenAt: t0}
+		}
+		var first, all []store.EvidenceAction
+		var asked []string
+		for i := range 3000 {
+			if i%6 != 5 {
+				first = append(first, action(i))
+			}
+			all = append(all, action(i))
+			asked = append(asked, action(i).Target, action(i).Target)
+		}
+		if n := saveEvidence(t, s, first...); n != len(first) {
+			t.Errorf("SaveEvidence(%d new): %d new", len(first), n)
+		}
+		if n := saveEvidence(t, s, all...); n != len(all)-len(first) {
+			t.Errorf("SaveEvidence(%d, %d of them stored): %d new, want %d", len(all), len(first), n, len(all)-len(first))
+		}
+		for i := range 500 {
+			asked = append(asked, fmt.Sprintf("unknown-%03d", i))
+		}
+		slices.Reverse(asked)
+		got := evidenceOf(t, s, asked...)
+		if g, w := evidenceStrings(got), evidenceStrings(all); !slices.Equal(g, w) {
+			t.Errorf("Evidence(%d targets): %d actions, want %d in target order", len(asked), len(got), len(all))
+		}
+	})
+}
+
+func TestSaveEvidenceRefusesInvalidActions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		valid := store.EvidenceAction{Target: "m1", Edge: "comments", ActionID: "c1", Source: store.SourceGraph, SeenAt: t0}
+		tests := []struct {
+			name   string
+			change func(a *store.EvidenceAction)
+		}{
+			{"empty target", func(a *store.EvidenceAction) { a.Target = "" }},
+			{"empty edge", func(a *store.EvidenceAction) { a.Edge = "" }},
+			{"empty action id", func(a *store.EvidenceAction) { a.ActionID = "" }},
+			{"empty source", func(a *store.EvidenceAction) { a.Source = "" }},
+			{"unknown source", func(a *store.EvidenceAction) { a.Source = "scraper" }},
+			{"zero seen_at", func(a *store.EvidenceAction) { a.SeenAt = time.Time{} }},
+		}
+		for _, tt := range tests {
+			bad := valid
+			bad.ActionID = "c2"
+			tt.change(&bad)
+			n, err := s.SaveEvidence(ctx, []store.EvidenceAction{valid, bad})
+			if err == nil || !strings.Contains(err.Error(), "action 1") {
+				t.Errorf("%s: SaveEvidence = %d, %v; want an error naming action 1", tt.name, n, err)
+			}
+		}
+		// Nothing was written, not even the valid action.
+		if got := evidenceOf(t, s, "m1", ""); len(got) != 0 {
+			t.Errorf("after refused saves: %v, want none", evidenceStrings(got))
+		}
+		if n, err := s.SaveEvidence(ctx, []store.EvidenceAction{valid}); err != nil || n != 1 {
+			t.Errorf("SaveEvidence(valid): %d, %v; want 1 new", n, err)
+		}
+	})
+}
+
+func TestEvidenceOrderAndTargets(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+		act := func(target, edge, id string, at time.Time) store.EvidenceAction {
+			return store.EvidenceAction{Target: target, Edge: edge, ActionID: id, Time: at, Source: store.SourceGraph, SeenAt: m(100)}
+		}
+		// Byte order: upper case before lower case, "c10" before "c9",
+		// whatever PostgreSQL's collation says.
+		want := []store.EvidenceAction{
+			act("M1", "comments", "c1", m(1)),
+			act("m1", "comments", "c5", m(3)),
+			act("m1", "comments", "c10", m(2)), // same time: by action id
+			act("m1", "comments", "c9", m(2)),
+			act("m1", "comments", "c2", m(1)),
+			act("m1", "comments", "c0", time.Time{}), // zero times last, by action id
+			act("m1", "comments", "c3", time.Time{}),
+			act("m1", "reactions", "r2", m(5)),
+			act("m1", "reactions", "r1", time.Time{}),
+			act("m1", "tags", "t1", m(0)),
+			act("m2", "Tags", "x", m(9)),
+			act("m2", "comments", "c1", m(9)),
+		}
+		others := []store.EvidenceAction{act("m3", "comments", "c1", m(1)), act("m10", "comments", "c1", m(1))}
+		shuffled := append(slices.Clone(others), want...)
+		slices.Reverse(shuffled)
+		saveEvidence(t, s, shuffled...)
+
+		if got, w := evidenceStrings(evidenceOf(t, s, "m2", "m1", "unknown", "M1", "m1")), evidenceStrings(want); !slices.Equal(got, w) {
+			t.Errorf("Evidence:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(w, "\n  "))
+		}
+		if got := evidenceOf(t, s, "m10"); len(got) != 1 || got[0].Target != "m10" {
+			t.Errorf("Evidence(m10) = %v, want m10's action only", evidenceStrings(got))
+		}
+		if got := evidenceOf(t, s); len(got) != 0 {
+			t.Errorf("Evidence() = %v, want none", evidenceStrings(got))
+		}
+	})
+}
+
+// Concurrent callers saving the same actions, in different orders, count
+// each new action once and do not deadlock.
+func TestConcurrentSaveEvidence(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		const (
+			savers  = 4
+			actions = 1200 // more than one statement's worth
+		)
+		var all []store.EvidenceAction
+		for i := range actions {
+			all = append(all, store.EvidenceAction{Target: fmt.Sprintf("m%d", i%7), Edge: "comments", ActionID: fmt.Sprintf("c%04d", i),
+				Source: store.SourceGraph, SeenAt: t0})
+		}
+		var (
+			wg    sync.WaitGroup
+			mu    sync.Mutex
+			total int
+			errs  = make(chan error, savers)
+		)
+		for w := range savers {
+			s := openStore(t, dsn)
+			mine := slices.Clone(all)
+			if w%2 == 1 {
+				slices.Reverse(mine)
+			}
+			// Each saver sends other slices, so their statements differ.
+			mine = mine[w*100:]
+			wg.Go(func() {
+				for _, part := range [][]store.EvidenceAction{mine[:len(mine)/2], mine} {
+					n, err := s.SaveEvidence(context.Background(), part)
+					if err != nil {
+						errs <- fmt.Errorf("saver %d: %w", w, err)
+						return
+					}
+					mu.Lock()
+					total += n
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if total != actions {
+			t.Errorf("savers counted %d new actions in all, want %d", total, actions)
+		}
+	})
+}
+
+func coveragesOf(t *testing.T, s store.Store, targets ...string) []store.Coverage {
+	t.Helper()
+	got, err := s.Coverages(context.Background(), targets)
+	if err != nil {
+		t.Fatalf("Coverages: %v", err)
+	}
+	return got
+}
+
+func coverageString(c store.Coverage) string {
+	return fmt.Sprintf("%s/%s [%s, %s] read=%s", c.Target, c.Edge, fmtTime(c.From), fmtTime(c.To), fmtTime(c.ReadAt))
+}
+
+func coverageStrings(cs []store.Coverage) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = coverageString(c)
+	}
+	return out
+}
+
+// readClock is our clock, when reads are made: ReadAt. It runs apart from
+// Meta's action times (From, To), as in accelerated runs, so a test mixing
+// the two up shows.
+var readClock = time.Date(2031, 7, 1, 0, 0, 0, 0, time.UTC)
+
+// rd is n minutes on our clock.
+func rd(n int) time.Time { return readClock.Add(time.Duration(n) * time.Minute) }
+
+func TestAddCoverageMerges(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		var zero time.Time
+		type span struct{ from, to, read time.Time }
+		tests := []struct {
+			name   string
+			stored []span // added first, in order
+			add    span
+			want   span
+		}{
+			{"nothing stored", nil, span{h(1), h(2), rd(1)}, span{h(1), h(2), rd(1)}},
+			{"overlap, later", []span{{h(1), h(3), rd(1)}}, span{h(2), h(5), rd(2)}, span{h(1), h(5), rd(2)}},
+			{"overlap, earlier", []span{{h(2), h(5), rd(1)}}, span{h(1), h(3), rd(2)}, span{h(1), h(5), rd(2)}},
+			{"inside the stored one: only the read time changes", []span{{h(1), h(5), rd(1)}}, span{h(2), h(3), rd(2)}, span{h(1), h(5), rd(2)}},
+			{"containing the stored one", []span{{h(2), h(3), rd(1)}}, span{h(1), h(5), rd(2)}, span{h(1), h(5), rd(2)}},
+			{"touching, after", []span{{h(1), h(3), rd(1)}}, span{h(3), h(5), rd(2)}, span{h(1), h(5), rd(2)}},
+			{"touching, before", []span{{h(3), h(5), rd(1)}}, span{h(1), h(3), rd(2)}, span{h(1), h(5), rd(2)}},
+			// Overlapping, the spans merge whichever was read first, and the
+			// later read time is kept.
+			{"overlap, read earlier: merged, the stored read time stays", []span{{h(1), h(3), rd(5)}}, span{h(2), h(5), rd(2)}, span{h(1), h(5), rd(5)}},
+			{"containing, read earlier: merged, the stored read time stays", []span{{h(2), h(3), rd(5)}}, span{h(1), h(5), rd(2)}, span{h(1), h(5), rd(5)}},
+			{"inside, read earlier: nothing changes", []span{{h(1), h(5), rd(5)}}, span{h(2), h(3), rd(2)}, span{h(1), h(5), rd(5)}},
+			{"touching, read earlier", []span{{h(3), h(5), rd(5)}}, span{h(1), h(3), rd(2)}, span{h(1), h(5), rd(5)}},
+			// Disjoint, the later read is kept, whatever its span.
+			{"disjoint, older, read earlier: the stored one stays", []span{{h(4), h(5), rd(2)}}, span{h(1), h(2), rd(1)}, span{h(4), h(5), rd(2)}},
+			{"disjoint, newer, read later: replaces", []span{{h(1), h(2), rd(1)}}, span{h(4), h(5), rd(2)}, span{h(4), h(5), rd(2)}},
+			{"disjoint, older, read later: replaces", []span{{h(4), h(5), rd(1)}}, span{h(1), h(2), rd(2)}, span{h(1), h(2), rd(2)}},
+			{"disjoint, newer, read earlier: the stored one stays", []span{{h(1), h(2), rd(2)}}, span{h(4), h(5), rd(1)}, span{h(1), h(2), rd(2)}},
+			{"a microsecond apart: disjoint", []span{{h(1), h(2), rd(1)}}, span{h(2).Add(time.Microsecond), h(3), rd(2)}, span{h(2).Add(time.Microsecond), h(3), rd(2)}},
+			{"read a microsecond later: replaces", []span{{h(4), h(5), rd(1)}}, span{h(1), h(2), rd(1).Add(time.Microsecond)}, span{h(1), h(2), rd(1).Add(time.Microsecond)}},
+			{"zero from, overlapping", []span{{h(2), h(3), rd(1)}}, span{zero, h(4), rd(2)}, span{zero, h(4), rd(2)}},
+			{"zero from, ending inside", []span{{h(2), h(5), rd(1)}}, span{zero, h(3), rd(2)}, span{zero, h(5), rd(2)}},
+			{"zero from, ending before: disjoint, read earlier", []span{{h(3), h(5), rd(2)}}, span{zero, h(1), rd(1)}, span{h(3), h(5), rd(2)}},
+			{"zero from, ending before: disjoint, read later", []span{{h(3), h(5), rd(1)}}, span{zero, h(1), rd(2)}, span{zero, h(1), rd(2)}},
+			{"zero from stored, overlap", []span{{zero, h(3), rd(1)}}, span{h(2), h(5), rd(2)}, span{zero, h(5), rd(2)}},
+			{"zero from stored, disjoint newer", []span{{zero, h(3), rd(1)}}, span{h(4), h(5), rd(2)}, span{h(4), h(5), rd(2)}},
+			{"zero from both", []span{{zero, h(3), rd(2)}}, span{zero, h(2), rd(1)}, span{zero, h(3), rd(2)}},
+			{"a point", []span{{h(1), h(3), rd(1)}}, span{h(4), h(4), rd(2)}, span{h(4), h(4), rd(2)}},
+			// [1,2] and [2,3] merge; [8,9] read later replaces them; [3,8] merges with it.
+			{"merges accumulate", []span{{h(1), h(2), rd(1)}, {h(2), h(3), rd(2)}, {h(8), h(9), rd(3)}}, span{h(3), h(8), rd(4)}, span{h(3), h(9), rd(4)}},
+			// [1,2] and [2,3] merge, read at 3; [8,9] read earlier is dropped; [3,8] merges with [1,3].
+			{"merges accumulate, a disjoint earlier read dropped", []span{{h(1), h(2), rd(1)}, {h(2), h(3), rd(3)}, {h(8), h(9), rd(2)}}, span{h(3), h(8), rd(2)}, span{h(1), h(8), rd(3)}},
+		}
+		for i, tt := range tests {
+			target := fmt.Sprintf("case-%02d", i)
+			for _, sp := range tt.stored {
+				if _, err := s.AddCoverage(ctx, store.Coverage{Target: target, Edge: "comments", From: sp.from, To: sp.to, ReadAt: sp.read}); err != nil {
+					t.Fatalf("%s: AddCoverage(stored): %v", tt.name, err)
+				}
+			}
+			want := coverageString(store.Coverage{Target: target, Edge: "comments", From: tt.want.from, To: tt.want.to, ReadAt: tt.want.read})
+			got, err := s.AddCoverage(ctx, store.Coverage{Target: target, Edge: "comments", From: tt.add.from, To: tt.add.to, ReadAt: tt.add.read})
+			if err != nil {
+				t.Fatalf("%s: AddCoverage: %v", tt.name, err)
+			}
+			if g := coverageString(got); g != want {
+				t.Errorf("%s: AddCoverage returned %s, want %s", tt.name, g, want)
+			}
+			if g := coverageStrings(coveragesOf(t, s, target)); !slices.Equal(g, []string{want}) {
+				t.Errorf("%s: stored %v, want %s", tt.name, g, want)
+			}
+		}
+
+		// Times come back in UTC, to the microsecond.
+		zone := time.FixedZone("UTC+9", 9*3600)
+		got, err := s.AddCoverage(ctx, store.Coverage{Target: "zoned", Edge: "tags", From: h(1).In(zone).Add(999), To: h(2).In(zone).Add(1),
+			ReadAt: rd(1).In(zone).Add(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := coverageString(store.Coverage{Target: "zoned", Edge: "tags", From: h(1), To: h(2), ReadAt: rd(1)})
+		if g := coverageString(got); g != want {
+			t.Errorf("AddCoverage in another zone returned %s, want %s", g, want)
+		}
+		if g := coverageStrings(coveragesOf(t, s, "zoned")); !slices.Equal(g, []string{want}) {
+			t.Errorf("stored %v, want %s", g, want)
+		}
+		// Merged at the stored precision: a read time later by less than a
+		// microsecond is the same read time.
+		if got, err := s.AddCoverage(ctx, store.Coverage{Target: "zoned", Edge: "tags", From: h(1), To: h(2), ReadAt: rd(1).Add(999)}); err != nil || coverageString(got) != want {
+			t.Errorf("AddCoverage read under a microsecond later: %s, %v; want %s", coverageString(got), err, want)
+		}
+
+		// Each is valid but for one thing.
+		for _, bad := range []store.Coverage{
+			{Edge: "comments", To: h(1), ReadAt: rd(1)},
+			{Target: "bad", To: h(1), ReadAt: rd(1)},
+			{Target: "bad", Edge: "comments", ReadAt: rd(1)},
+			{Target: "bad", Edge: "comments", From: h(2), To: h(1), ReadAt: rd(1)},
+			{Target: "bad", Edge: "comments", From: h(1), To: h(2)}, // zero read time: the purge could never delete it
+		} {
+			if got, err := s.AddCoverage(ctx, bad); err == nil {
+				t.Errorf("AddCoverage(%s) = %s, want an error", coverageString(bad), coverageString(got))
+			}
+		}
+		if got := coveragesOf(t, s, "bad", ""); len(got) != 0 {
+			t.Errorf("after refused adds: %v, want none", coverageStrings(got))
+		}
+		// A zero read time is refused when coverage is stored too, and the
+		// stored coverage is left as it is.
+		unread := store.Coverage{Target: "zoned", Edge: "tags", From: h(1), To: h(5)}
+		if got, err := s.AddCoverage(ctx, unread); err == nil {
+			t.Errorf("AddCoverage(%s) over stored coverage = %s, want an error", coverageString(unread), coverageString(got))
+		}
+		if g := coverageStrings(coveragesOf(t, s, "zoned")); !slices.Equal(g, []string{want}) {
+			t.Errorf("after a refused add: stored %v, want %s", g, want)
+		}
+	})
+}
+
+func TestCoverages(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		want := []store.Coverage{
+			{Target: "B", Edge: "comments", From: h(1), To: h(2), ReadAt: rd(5)}, // byte order: upper case first
+			{Target: "a", Edge: "comments", To: h(3), ReadAt: rd(4)},
+			{Target: "a", Edge: "reactions", From: h(2), To: h(4), ReadAt: rd(3)},
+			{Target: "a", Edge: "tags", From: h(1), To: h(1), ReadAt: rd(2)},
+			{Target: "b", Edge: "comments", From: h(5), To: h(6), ReadAt: rd(1)},
+		}
+		for _, c := range slices.Backward(want) { // not in the order wanted
+			if _, err := s.AddCoverage(context.Background(), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.AddCoverage(context.Background(), store.Coverage{Target: "c", Edge: "comments", To: h(1), ReadAt: rd(1)}); err != nil {
+			t.Fatal(err)
+		}
+		// The stored targets last, after more unknown ones than one IN list holds.
+		var asked []string
+		for i := range 2500 {
+			asked = append(asked, fmt.Sprintf("0-unknown-%04d", i))
+		}
+		asked = append(asked, "b", "a", "B", "a")
+		if got, w := coverageStrings(coveragesOf(t, s, asked...)), coverageStrings(want); !slices.Equal(got, w) {
+			t.Errorf("Coverages:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(w, "\n  "))
+		}
+		if got := coveragesOf(t, s); len(got) != 0 {
+			t.Errorf("Coverages() = %v, want none", coverageStrings(got))
+		}
+	})
+}
+
+// Concurrent adders of one (target, edge) lose no merge: every span holds
+// the same instant, so all merge, each widens one end, and the read times
+// of the adds are all different, the latest kept.
+func TestConcurrentAddCoverage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		const adders = 8
+		ctx := context.Background()
+		m := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Minute) }
+		stores := make([]store.Store, adders)
+		for w := range stores {
+			stores[w] = openStore(t, dsn)
+		}
+		// run has every adder add its rounds, all starting together when
+		// start is closed.
+		run := func(target string, rounds int, start <-chan struct{}) {
+			var (
+				wg   sync.WaitGroup
+				errs = make(chan error, adders)
+			)
+			for w, s := range stores {
+				wg.Go(func() {
+					<-start
+					for r := range rounds {
+						i := w*rounds + r + 1
+						c := store.Coverage{Target: target, Edge: "comments", From: t0, To: m(i), ReadAt: rd(i)}
+						if i%2 == 0 {
+							c = store.Coverage{Target: target, Edge: "comments", From: m(-i), To: t0, ReadAt: rd(i)}
+						}
+						if _, err := s.AddCoverage(ctx, c); err != nil {
+							errs <- fmt.Errorf("adder %d: %w", w, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			want := coverageString(store.Coverage{Target: target, Edge: "comments", From: m(-adders * rounds), To: m(adders*rounds - 1),
+				ReadAt: rd(adders * rounds)})
+			if got := coverageStrings(coveragesOf(t, stores[0], target)); !slices.Equal(got, []string{want}) {
+				t.Errorf("%s after concurrent adds: %v, want %s", target, got, want)
+			}
+		}
+
+		// From nothing stored: the adders race to insert, then to merge.
+		now := make(chan struct{})
+		close(now)
+		run("free", 25, now)
+
+		// Queued behind a transaction holding the stored row, the adders all
+		// read it the moment it commits: an unlocked read would let them
+		// merge into the same old span and overwrite each other.
+		if _, err := stores[0].AddCoverage(ctx, store.Coverage{Target: "queued", Edge: "comments", From: t0, To: t0, ReadAt: rd(0)}); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		tx, err := raw.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback()
+		if _, err := tx.Exec(`UPDATE evidence_coverage SET to_at = to_at WHERE target = 'queued'`); err != nil {
+			t.Fatalf("lock the stored row: %v", err)
+		}
+		queue := make(chan struct{})
+		released := make(chan error, 1)
+		go func() {
+			close(queue)
+			// Long enough for the adders to reach the lock; were it too
+			// short, the test would pass without testing the lock.
+			time.Sleep(300 * time.Millisecond)
+			released <- tx.Commit()
+		}()
+		run("queued", 1, queue)
+		if err := <-released; err != nil {
+			t.Errorf("release the stored row: %v", err)
+		}
+	})
+}
+
+// The purge deletes coverage read before the cutoff, and coverage of any
+// (target, edge) that loses an action: coverage vouches for the actions
+// stored under it. The cutoff, seen_at and ReadAt are all our clock; From
+// and To (Meta's) play no part.
+func TestPurgeEvidence(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		act := func(target, edge, id string, seen time.Time) store.EvidenceAction {
+			return store.EvidenceAction{Target: target, Edge: edge, ActionID: id, Text: "personal", Source: store.SourceWebhook, SeenAt: seen}
+		}
+		saveEvidence(t, s,
+			act("m1", "comments", "old", h(1)), act("m1", "comments", "at-cutoff", h(2)),
+			act("m2", "comments", "new", h(3)), act("m2", "comments", "old", h(1)),
+			act("m3", "comments", "new", h(3)),
+			act("m3", "reactions", "old", h(1)), // another edge of m3
+			act("m4", "comments", "old", h(1)),  // m3's edge on another target
+			act("m5", "comments", "resighted", h(1)),
+		)
+		saveEvidence(t, s, act("m5", "comments", "resighted", h(5))) // seen again: kept
+		// Meta's times far from the cutoff either way, so that judging by
+		// them instead of ReadAt shows.
+		late, early := h(100), h(-100)
+		for _, c := range []store.Coverage{
+			{Target: "m1", Edge: "comments", From: early, To: late, ReadAt: h(3)},   // read after, an action purged: deleted
+			{Target: "m1", Edge: "tags", From: early, To: late, ReadAt: h(1)},       // read before, no actions: deleted
+			{Target: "m1", Edge: "reactions", From: early, To: early, ReadAt: h(2)}, // read at the cutoff, no actions: kept
+			{Target: "m2", Edge: "comments", From: early, To: late, ReadAt: h(3)},   // read after, one action of two purged: deleted
+			{Target: "m3", Edge: "comments", From: early, To: early, ReadAt: h(3)},  // untouched edge, read after: kept
+			{Target: "m5", Edge: "comments", From: early, To: early, ReadAt: h(3)},  // its action was seen before but seen again: kept
+		} {
+			if _, err := s.AddCoverage(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		targets := []string{"m1", "m2", "m3", "m4", "m5"}
+		kept := []string{
+			coverageString(store.Coverage{Target: "m1", Edge: "reactions", From: early, To: early, ReadAt: h(2)}),
+			coverageString(store.Coverage{Target: "m3", Edge: "comments", From: early, To: early, ReadAt: h(3)}),
+			coverageString(store.Coverage{Target: "m5", Edge: "comments", From: early, To: early, ReadAt: h(3)}),
+		}
+
+		// Strictly before the cutoff: what was seen or read at it stays.
+		n, err := s.PurgeEvidence(ctx, h(2))
+		if err != nil || n != 4 {
+			t.Fatalf("PurgeEvidence: %d, %v; want 4 purged", n, err)
+		}
+		var ids []string
+		for _, a := range evidenceOf(t, s, targets...) {
+			ids = append(ids, a.Target+"/"+a.Edge+"/"+a.ActionID)
+		}
+		if want := []string{"m1/comments/at-cutoff", "m2/comments/new", "m3/comments/new", "m5/comments/resighted"}; !slices.Equal(ids, want) {
+			t.Errorf("after purge: %v, want %v", ids, want)
+		}
+		if got := coverageStrings(coveragesOf(t, s, targets...)); !slices.Equal(got, kept) {
+			t.Errorf("coverage after purge:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(kept, "\n  "))
+		}
+
+		if n, err := s.PurgeEvidence(ctx, h(2)); err != nil || n != 0 {
+			t.Errorf("second PurgeEvidence: %d, %v; want 0", n, err)
+		}
+		if got := coverageStrings(coveragesOf(t, s, targets...)); !slices.Equal(got, kept) {
+			t.Errorf("coverage after a second purge: %v, want %v", got, kept)
+		}
+		if _, err := s.PurgeEvidence(ctx, time.Time{}); err == nil {
+			t.Error("PurgeEvidence with a zero cutoff succeeded")
+		}
+		if n, err := s.PurgeEvidence(ctx, h(10)); err != nil || n != 4 {
+			t.Errorf("PurgeEvidence of everything: %d, %v; want 4", n, err)
+		}
+		if got := coveragesOf(t, s, targets...); len(got) != 0 {
+			t.Errorf("coverage after purging everything: %v", coverageStrings(got))
+		}
+	})
+}
+
+// Migration 00003 goes down and up again on a database holding evidence.
+func TestMigrationEvidenceDown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		saveEvidence(t, s, store.EvidenceAction{Target: "m1", Edge: "comments", ActionID: "c1", Source: store.SourceGraph, SeenAt: t0})
+		if _, err := s.AddCoverage(ctx, store.Coverage{Target: "m1", Edge: "comments", To: t0, ReadAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FlagUsers(ctx, []store.UserFlag{{Tenant: "acme", User: "u1", Until: t0.Add(time.Hour)}}); err != nil {
+			t.Fatal(err)
+		}
+		raw := closeAndMigrateDown(t, s, b, dsn, 2)
+		for _, table := range []string{"evidence", "evidence_coverage"} {
+			if _, err := raw.Exec(`SELECT 1 FROM ` + table); err == nil {
+				t.Errorf("%s still exists after down", table)
+			}
+		}
+		// Only 00003 went down.
+		if _, err := raw.Exec(`SELECT 1 FROM user_risk`); err != nil {
+			t.Errorf("user_risk after down to 2: %v", err)
+		}
+
+		s = openStore(t, dsn) // migrates up again
+		if got := evidenceOf(t, s, "m1"); len(got) != 0 {
+			t.Errorf("evidence after down and up: %v, want none", evidenceStrings(got))
+		}
+		if n := saveEvidence(t, s, store.EvidenceAction{Target: "m1", Edge: "comments", ActionID: "c1", Source: store.SourceGraph, SeenAt: t0}); n != 1 {
+			t.Errorf("SaveEvidence after down and up: %d new, want 1", n)
+		}
+		if got := coveragesOf(t, s, "m1"); len(got) != 0 {
+			t.Errorf("coverage after down and up: %v, want none", coverageStrings(got))
+		}
+		c := store.Coverage{Target: "m1", Edge: "comments", From: t0, To: t0.Add(time.Hour), ReadAt: t0.Add(2 * time.Hour)}
+		if got, err := s.AddCoverage(ctx, c); err != nil || coverageString(got) != coverageString(c) {
+			t.Errorf("AddCoverage after down and up: %s, %v; want %s", coverageString(got), err, coverageString(c))
+		}
+		if got := riskyUsers(t, s, "acme", []string{"u1"}, t0); !slices.Equal(got, []string{"u1"}) {
+			t.Errorf("flag after down and up: risky %v, want [u1]", got)
 		}
 	})
 }

@@ -1,0 +1,330 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/evidence"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/store"
+)
+
+// maxPagesPerTarget bounds one read of an object's edge. Comments come
+// newest first and a read stops at the oldest claim's `since`, so only very
+// busy objects reach it (40 pages: 2,000 comments).
+const maxPagesPerTarget = 40
+
+// edgeRead says how a claim kind is proven by one paged read of an edge of
+// its target, shared by every claim on that target.
+type edgeRead struct {
+	edge, fields, endpoint string
+}
+
+// edgeOf returns the paged read that proves claims of a kind, or false for
+// kinds checked claim by claim (mentions: one media per claim).
+func edgeOf(k claim.Kind) (edgeRead, bool) {
+	switch k {
+	case claim.IGComment:
+		return edgeRead{"comments", "id,text,timestamp,username,from{id,username}", "GET /{ig-media-id}/comments"}, true
+	case claim.IGTag:
+		return edgeRead{"tags", "id,username,caption,timestamp,media_type", "GET /{ig-user-id}/tags"}, true
+	case claim.FBComment:
+		return edgeRead{"comments", "id,message,created_time,from{id,name}", "GET /{post-id}/comments"}, true
+	case claim.FBReaction:
+		return edgeRead{"reactions", "id,name,type", "GET /{post-id}/reactions"}, true
+	}
+	return edgeRead{}, false
+}
+
+// targetGroup is the claims of a chunk on one object's edge.
+type targetGroup struct {
+	target string
+	read   edgeRead
+	claims []store.Claim
+}
+
+// groupByTarget splits claims into target groups (in order of first
+// appearance: claims come sorted by target) and the claims checked one by one.
+func groupByTarget(claims []store.Claim) (groups []*targetGroup, single []store.Claim) {
+	index := map[string]*targetGroup{}
+	for _, c := range claims {
+		r, ok := edgeOf(c.Kind)
+		if !ok {
+			single = append(single, c)
+			continue
+		}
+		key := c.Target + "/" + r.edge
+		g := index[key]
+		if g == nil {
+			g = &targetGroup{target: c.Target, read: r}
+			index[key] = g
+			groups = append(groups, g)
+		}
+		g.claims = append(g.claims, c)
+	}
+	return groups, single
+}
+
+// outcome is what a group check found for one claim.
+type outcome struct {
+	claim  store.Claim
+	found  bool
+	source string // store.SourceGraph or store.SourceWebhook: where the proof came from
+	ev     Evidence
+	err    error // the claim could not be checked (the read failed)
+}
+
+// known is the evidence held for one target edge: stored actions (from
+// earlier reads and webhooks) and the stored coverage of earlier reads.
+type known struct {
+	actions  []store.EvidenceAction
+	coverage *store.Coverage
+}
+
+// covers says whether a complete read, made at least grace after the claim
+// was submitted, reached back to the claim's since: the read would have seen
+// the claimant's action had it existed.
+func covers(cov *store.Coverage, c store.Claim, grace time.Duration) bool {
+	if cov == nil || cov.ReadAt.Before(c.SubmittedAt.Add(grace)) {
+		return false
+	}
+	if cov.From.IsZero() {
+		return true // the read reached the edge's last page
+	}
+	return c.Since != nil && !cov.From.After(*c.Since)
+}
+
+// matchStored looks for proof of c among stored actions.
+func matchStored(c store.Claim, actions []store.EvidenceAction) (store.EvidenceAction, bool) {
+	for _, sa := range actions {
+		if sa.Deleted {
+			continue
+		}
+		if evidence.Check(c.Claim, toAction(sa)) == evidence.NoMatch {
+			return sa, true
+		}
+	}
+	return store.EvidenceAction{}, false
+}
+
+func toAction(sa store.EvidenceAction) evidence.Action {
+	return evidence.Action{ID: sa.ActionID, Username: sa.Username, UserID: sa.UserID, Text: sa.Text, Time: sa.Time}
+}
+
+// checkGroup decides the claims of one target edge with as few calls as
+// possible: stored evidence first (earlier reads, webhooks: no call), then
+// stored coverage (absence known without a call), then one paged read for
+// all remaining claims, newest first, stopping when every claim is proven,
+// when the pages are older than the oldest claim's since, or when they reach
+// what an earlier read covered. What it read is stored for later claims.
+// grace: how long after a claim's submission a read must be to show
+// absence. lag: how far (in Meta's time) a read goes back past where an
+// earlier read ended, for actions Meta showed late.
+func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k known, grace, lag time.Duration, storedOnly bool) (outs []outcome, read []store.EvidenceAction, cov *store.Coverage, calls int) {
+	var open []store.Claim
+	for _, c := range g.claims {
+		if sa, ok := matchStored(c, k.actions); ok {
+			action := toAction(sa)
+			outs = append(outs, outcome{claim: c, found: true, source: sa.Source,
+				ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Match: &action, Source: "stored " + sa.Source}})
+			continue
+		}
+		if covers(k.coverage, c, grace) {
+			outs = append(outs, outcome{claim: c, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target,
+				Reason: string(reasonAmong(c, k.actions)), Source: "stored coverage"}})
+			continue
+		}
+		open = append(open, c)
+	}
+	if len(open) == 0 {
+		return outs, nil, nil, 0
+	}
+	if storedOnly {
+		for _, c := range open {
+			outs = append(outs, outcome{claim: c, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Reason: "not read yet"}})
+		}
+		return outs, nil, nil, 0
+	}
+
+	// One read for every open claim. It may stop at the oldest since, or
+	// where the stored coverage begins when that reaches back far enough.
+	need, needAll := time.Time{}, false
+	for _, c := range open {
+		if c.Since == nil {
+			needAll = true
+		} else if need.IsZero() || c.Since.Before(need) {
+			need = *c.Since
+		}
+	}
+	joinable := k.coverage != nil && (k.coverage.From.IsZero() || (!needAll && !k.coverage.From.After(need)))
+	readAt := a.now()
+	pager := s.Edge(g.target, g.read.edge, g.read.fields)
+	var seen []evidence.Action
+	var from time.Time // oldest action time the read reached
+	complete, joined := false, false
+	var readErr error
+	pending := slices.Clone(open)
+	found := map[int64]evidence.Action{}
+	for !pager.Done() && pager.Calls < maxPagesPerTarget {
+		if err := pace.before(); err != nil {
+			readErr = err
+			break
+		}
+		page, err := pager.Next()
+		pace.after(pager.Usage, err)
+		if err != nil {
+			readErr = err
+			break
+		}
+		seen = append(seen, page...)
+		pending = slices.DeleteFunc(pending, func(c store.Claim) bool {
+			if action, m := evidence.Find(c.Claim, page); m == evidence.NoMatch {
+				found[c.ID] = action
+				return true
+			}
+			return false
+		})
+		oldest, timed := oldestOf(page)
+		if timed && (from.IsZero() || oldest.Before(from)) {
+			from = oldest
+		}
+		if len(pending) == 0 {
+			break
+		}
+		if timed && !needAll && oldest.Before(need) {
+			break // older than every open claim's since: later pages cannot prove them
+		}
+		if timed && joinable && !oldest.After(k.coverage.To.Add(-lag)) {
+			joined = true // the rest was read before
+			break
+		}
+	}
+	complete = pager.Done() && readErr == nil
+	calls = pager.Calls
+
+	for _, action := range seen {
+		read = append(read, store.EvidenceAction{Target: g.target, Edge: g.read.edge, ActionID: action.ID,
+			Username: action.Username, UserID: action.UserID, Text: action.Text, Time: action.Time,
+			Source: store.SourceGraph, SeenAt: readAt})
+	}
+	if readErr == nil && len(seen) > 0 || complete {
+		c := store.Coverage{Target: g.target, Edge: g.read.edge, From: from, To: newestOf(seen), ReadAt: readAt}
+		switch {
+		case complete:
+			c.From = time.Time{}
+		case joined:
+			c.From = k.coverage.From
+		}
+		if c.To.IsZero() {
+			// Nothing timed was read (reactions, an empty edge): the read
+			// time stands in; such coverage is only ever complete.
+			c.To = readAt
+		}
+		cov = &c
+	}
+
+	for _, c := range open {
+		ev := Evidence{Endpoint: g.read.endpoint, Object: g.target, Pages: pager.Calls, Scanned: len(seen)}
+		if action, ok := found[c.ID]; ok {
+			ev.Match = &action
+			outs = append(outs, outcome{claim: c, found: true, source: store.SourceGraph, ev: ev})
+			continue
+		}
+		if readErr != nil {
+			outs = append(outs, outcome{claim: c, err: readErr})
+			continue
+		}
+		ev.Reason = string(reasonAmong(c, append(k.actions, read...)))
+		outs = append(outs, outcome{claim: c, ev: ev})
+	}
+	return outs, read, cov, calls
+}
+
+// reasonAmong is why the claimant's own actions (if any) do not prove c.
+func reasonAmong(c store.Claim, actions []store.EvidenceAction) evidence.Mismatch {
+	list := make([]evidence.Action, 0, len(actions))
+	for _, sa := range actions {
+		if !sa.Deleted {
+			list = append(list, toAction(sa))
+		}
+	}
+	_, m := evidence.Find(c.Claim, list)
+	return m
+}
+
+// oldestOf is the oldest action time on a page; timed is false when some
+// action has no time (reactions), so the page says nothing about age.
+func oldestOf(page []evidence.Action) (oldest time.Time, timed bool) {
+	if len(page) == 0 {
+		return time.Time{}, false
+	}
+	for _, a := range page {
+		if a.Time.IsZero() {
+			return time.Time{}, false
+		}
+		if oldest.IsZero() || a.Time.Before(oldest) {
+			oldest = a.Time
+		}
+	}
+	return oldest, true
+}
+
+func newestOf(actions []evidence.Action) time.Time {
+	var t time.Time
+	for _, a := range actions {
+		if a.Time.After(t) {
+			t = a.Time
+		}
+	}
+	return t
+}
+
+// knownEvidence loads what the store holds on the groups' targets, by
+// "target/edge".
+func (a *Activities) knownEvidence(ctx context.Context, groups []*targetGroup) (map[string]known, error) {
+	held := map[string]known{}
+	if len(groups) == 0 {
+		return held, nil
+	}
+	targets := make([]string, 0, len(groups))
+	for _, g := range groups {
+		targets = append(targets, g.target)
+	}
+	actions, err := a.Store.Evidence(ctx, targets)
+	if err != nil {
+		return nil, fmt.Errorf("stored evidence: %w", err)
+	}
+	for _, sa := range actions {
+		k := held[sa.Target+"/"+sa.Edge]
+		k.actions = append(k.actions, sa)
+		held[sa.Target+"/"+sa.Edge] = k
+	}
+	covs, err := a.Store.Coverages(ctx, targets)
+	if err != nil {
+		return nil, fmt.Errorf("stored coverage: %w", err)
+	}
+	for _, c := range covs {
+		k := held[c.Target+"/"+c.Edge]
+		k.coverage = &c
+		held[c.Target+"/"+c.Edge] = k
+	}
+	return held, nil
+}
+
+// keepEvidence stores what the reads saw, for later claims on the same targets.
+func (a *Activities) keepEvidence(ctx context.Context, reads []store.EvidenceAction, coverages []store.Coverage) error {
+	if len(reads) > 0 {
+		if _, err := a.Store.SaveEvidence(ctx, reads); err != nil {
+			return err
+		}
+	}
+	for _, c := range coverages {
+		if _, err := a.Store.AddCoverage(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
