@@ -305,11 +305,11 @@ func TestLimiterStopsAfterThrottleUntilRegain(t *testing.T) {
 }
 
 // TestLimiterContinuesAsNewUnderLoad forces a limiter through many
-// continue-as-new cycles (every 20 reservations) while callers reserve and
+// continue-as-new cycles (every 5 reservations) while callers reserve and
 // operators signal: no reservation and no signal is lost, and the budget
 // holds across runs.
 func TestLimiterContinuesAsNewUnderLoad(t *testing.T) {
-	lw := startLimiterWorld(t, 600, nil, 20)
+	lw := startLimiterWorld(t, 600, nil, 5)
 	ctx := context.Background()
 	// Operators change the platform token's budget while runs roll over;
 	// the last one must stick.
