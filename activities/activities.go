@@ -62,10 +62,6 @@ type ClaimBatchInput struct {
 	Owner    string // lease owner: the Dispatcher run
 	Limit    int
 	LeaseTTL time.Duration
-	// IdleTenantsOnly skips tenants with a batch in flight (store.ClaimIdle):
-	// a tenant waiting on its token gets no more claims leased behind it,
-	// and the dispatch goes to the others.
-	IdleTenantsOnly bool `json:",omitempty"`
 }
 
 // TenantGroup is one tenant's share of a claimed batch.
@@ -85,11 +81,7 @@ type ClaimBatchResult struct {
 
 // ClaimBatch leases up to Limit pending claims and groups them by tenant.
 func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimBatchResult, error) {
-	claim := a.Store.Claim
-	if in.IdleTenantsOnly {
-		claim = a.Store.ClaimIdle
-	}
-	claims, err := claim(ctx, in.Owner, in.Limit, in.LeaseTTL, a.now())
+	claims, err := a.Store.Claim(ctx, in.Owner, in.Limit, in.LeaseTTL, a.now())
 	if err != nil {
 		return ClaimBatchResult{}, fmt.Errorf("claim batch: %w", err)
 	}

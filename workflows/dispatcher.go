@@ -29,9 +29,8 @@ type DispatchResult struct {
 	Failed   []string // tenants whose child could not start; their claims were handed back
 }
 
-// Dispatcher claims a batch of pending claims (of tenants without a batch
-// in flight: a tenant waiting on its token gets nothing more leased behind
-// it), groups it by tenant and starts one TenantBatch child per tenant. It waits only for the children to start
+// Dispatcher claims a batch of pending claims, groups it by tenant and starts
+// one TenantBatch child per tenant. It waits only for the children to start
 // (parent-close policy abandon), so a run takes seconds however long the
 // verification takes, and the Schedule's next run is never blocked by it.
 func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error) {
@@ -44,7 +43,7 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 	var a *activities.Activities
 	var batch activities.ClaimBatchResult
 	if err := workflow.ExecuteActivity(actx, a.ClaimBatch, activities.ClaimBatchInput{
-		Owner: owner, Limit: in.BatchSize, LeaseTTL: in.LeaseTTL, IdleTenantsOnly: true,
+		Owner: owner, Limit: in.BatchSize, LeaseTTL: in.LeaseTTL,
 	}).Get(ctx, &batch); err != nil {
 		return res, err
 	}

@@ -21,7 +21,7 @@ import (
 func TestDispatcherStartsOneBatchPerTenant(t *testing.T) {
 	env, a := newEnv(t)
 	env.OnActivity(a.ClaimBatch, mock.Anything, mock.MatchedBy(func(in activities.ClaimBatchInput) bool {
-		return in.Limit == 500 && in.Owner != "" && in.LeaseTTL == 10*time.Minute && in.IdleTenantsOnly
+		return in.Limit == 500 && in.Owner != "" && in.LeaseTTL == 10*time.Minute
 	})).Return(activities.ClaimBatchResult{Claimed: 3, Groups: []activities.TenantGroup{
 		{TenantID: "acme", ClaimIDs: []int64{1, 2}},
 		{TenantID: "zeta", ClaimIDs: []int64{3}},

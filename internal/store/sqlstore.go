@@ -432,14 +432,6 @@ func (s *sqlStore) collectIDs(ctx context.Context, tx *sql.Tx, query string, arg
 }
 
 func (s *sqlStore) Claim(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error) {
-	return s.claim(ctx, owner, limit, ttl, now, false)
-}
-
-func (s *sqlStore) ClaimIdle(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error) {
-	return s.claim(ctx, owner, limit, ttl, now, true)
-}
-
-func (s *sqlStore) claim(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time, idleOnly bool) ([]Claim, error) {
 	if owner == "" {
 		return nil, errors.New("claim: empty lease owner")
 	}
@@ -447,15 +439,6 @@ func (s *sqlStore) claim(ctx context.Context, owner string, limit int, ttl time.
 		return nil, nil
 	}
 	nowArg := s.d.timeArg(now)
-	args := []any{owner, s.d.timeArg(now.Add(ttl)), nowArg, nowArg}
-	busy := ""
-	if idleOnly {
-		// A tenant with claims under a lease that holds has a batch in flight.
-		busy = `
-			  AND tenant_id NOT IN (SELECT tenant_id FROM claims WHERE status = 'leased' AND lease_expires_at >= ?)`
-		args = append(args, nowArg)
-	}
-	args = append(args, limit)
 	// The leading status IN (...) repeats what the OR implies; it lets both
 	// databases use the partial index claims_open_by_age.
 	query := `UPDATE claims SET status = 'leased', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1
@@ -463,14 +446,14 @@ func (s *sqlStore) claim(ctx context.Context, owner string, limit int, ttl time.
 			SELECT id FROM claims
 			WHERE status IN ('pending', 'leased')
 			  AND ((status = 'pending' AND (not_before IS NULL OR not_before <= ?))
-			    OR (status = 'leased' AND lease_expires_at < ?))` + busy + `
+			    OR (status = 'leased' AND lease_expires_at < ?))
 			ORDER BY submitted_at, id
 			LIMIT ?` + s.d.claimLock + `)
 		RETURNING ` + claimColumns
 	var claimed []Claim
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		claimed, err = s.queryClaims(ctx, tx, query, args...)
+		claimed, err = s.queryClaims(ctx, tx, query, owner, s.d.timeArg(now.Add(ttl)), nowArg, nowArg, limit)
 		return err
 	})
 	if err != nil {

@@ -222,12 +222,6 @@ type Store interface {
 	// now+ttl. Concurrent callers never receive the same claim.
 	Claim(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error)
 
-	// ClaimIdle is Claim for tenants without a batch in flight: it skips
-	// every tenant that has claims under a lease still holding, so one
-	// tenant's claims do not wait leased behind its slow token while others
-	// could use the dispatch. (Claims under an expired lease count as open.)
-	ClaimIdle(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error)
-
 	// ExtendLease moves the lease of the given claims still leased by owner to
 	// now+ttl and returns how many it extended.
 	ExtendLease(ctx context.Context, owner string, ids []int64, ttl time.Duration, now time.Time) (int, error)

@@ -315,31 +315,6 @@ func TestSubmitRefusesInvalidClaim(t *testing.T) {
 	})
 }
 
-// ClaimIdle skips tenants with a batch in flight (claims under a lease that
-// holds), and takes them again once that lease has expired or ended.
-func TestClaimIdleSkipsTenantsWithABatchInFlight(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
-		s := openStore(t, dsn)
-		ctx := context.Background()
-		busy := submit(t, s, t0, newClaim("acme", "a1"))
-		more := submit(t, s, t0.Add(time.Minute), newClaim("acme", "a2"), newClaim("zeta", "z1"))
-		now := t0.Add(time.Hour)
-		if got, err := s.Claim(ctx, "batch-1", 1, 10*time.Minute, now); err != nil || !slices.Equal(claimIDs(got), busy) {
-			t.Fatalf("Claim: %v %v, want %v", claimIDs(got), err, busy)
-		}
-		got, err := s.ClaimIdle(ctx, "batch-2", 10, time.Hour, now)
-		if err != nil || !slices.Equal(claimIDs(got), more[1:]) {
-			t.Fatalf("ClaimIdle while acme has a batch in flight: %v %v, want zeta's %v", claimIDs(got), err, more[1:])
-		}
-		// acme's lease expires: its batch is gone, its claims are open again.
-		later := now.Add(11 * time.Minute)
-		got, err = s.ClaimIdle(ctx, "batch-3", 10, 10*time.Minute, later)
-		if err != nil || !slices.Equal(claimIDs(got), []int64{busy[0], more[0]}) {
-			t.Fatalf("ClaimIdle after acme's lease expired: %v %v, want %v", claimIDs(got), err, []int64{busy[0], more[0]})
-		}
-	})
-}
-
 func TestClaimLimitAndOrder(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		s := openStore(t, dsn)
