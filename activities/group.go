@@ -210,7 +210,10 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 			Username: action.Username, UserID: action.UserID, Text: action.Text, Time: action.Time,
 			Source: store.SourceGraph, SeenAt: readAt})
 	}
-	if readErr == nil && len(seen) > 0 || complete {
+	// Coverage needs a known start: the last page, where an earlier read
+	// began, or the oldest time read (an untimed edge read only in part,
+	// reactions past the page cap, covers nothing).
+	if readErr == nil && (complete || joined || !from.IsZero()) {
 		c := store.Coverage{Target: g.target, Edge: g.read.edge, From: from, To: newestOf(seen), ReadAt: readAt}
 		switch {
 		case complete:
