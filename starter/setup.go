@@ -57,6 +57,10 @@ func setup(ctx context.Context, args []string) error {
 		verb = "created"
 	}
 	fmt.Printf("schedule %s %s: every %v, batch %d, speed %v\n", workflows.ScheduleID, verb, sc.Interval, sc.Dispatcher.BatchSize, c.cfg.Speed)
+	if _, err := workflows.EnsurePurgeSchedule(ctx, tc, c.cfg); err != nil {
+		return err
+	}
+	fmt.Printf("schedule %s: stored evidence kept %v\n", workflows.EvidencePurgeScheduleID, c.cfg.EvidenceRetention)
 	started, err := workflows.EnsureRunning(ctx, tc, c.cfg)
 	if err != nil {
 		return err

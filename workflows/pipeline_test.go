@@ -138,6 +138,7 @@ func runPipeline(t *testing.T, backend string) {
 
 	checkVerdictsAgainstTruth(t, st, sim.Truth(), submitted.accepted)
 	checkBatchesVisible(t, c, tenants.Tenants)
+	checkEvidencePurge(t, c, st, cfg)
 
 	h := c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID)
 	if err := h.Delete(ctx); err != nil {
@@ -254,6 +255,43 @@ func checkBatchesVisible(t *testing.T, c client.Client, tenants []store.Tenant) 
 	}
 }
 
+// checkEvidencePurge sets up the purge Schedule as `starter setup` does,
+// then runs a purge with a retention of a nanosecond: every action the
+// pipeline's reads stored is deleted.
+func checkEvidencePurge(t *testing.T, c client.Client, st store.Store, cfg config.Config) {
+	t.Helper()
+	ctx := context.Background()
+	if created, err := workflows.EnsurePurgeSchedule(ctx, c, cfg); err != nil || !created {
+		t.Fatalf("EnsurePurgeSchedule: created=%v err=%v", created, err)
+	}
+	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.EvidencePurgeScheduleID).Delete(ctx) })
+	decided, err := st.Decided(ctx, store.ExportFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for _, cl := range decided {
+		targets = append(targets, cl.Target)
+	}
+	stored, err := st.Evidence(ctx, targets)
+	if err != nil || len(stored) == 0 {
+		t.Fatalf("no evidence stored by the pipeline's reads (%v)", err)
+	}
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "evidence-purge-test", TaskQueue: workflows.TaskQueue},
+		workflows.EvidencePurgeWorkflow, activities.PurgeInput{Retention: time.Nanosecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var purged int
+	if err := run.Get(ctx, &purged); err != nil {
+		t.Fatal(err)
+	}
+	left, err := st.Evidence(ctx, targets)
+	if err != nil || len(left) != 0 || purged != len(stored) {
+		t.Fatalf("purge deleted %d of %d actions; %d left (%v)", purged, len(stored), len(left), err)
+	}
+}
+
 // recordHistories writes a history of each workflow type for the replay
 // tests (RECORD_HISTORIES=$PWD/workflows/testdata go test -run TestPipeline/sqlite ./workflows).
 func recordHistories(t *testing.T, c client.Client, dir string) {
@@ -261,6 +299,7 @@ func recordHistories(t *testing.T, c client.Client, dir string) {
 		{workflows.DispatcherWorkflow, "Completed", "dispatcher.json"},
 		{workflows.TenantBatchWorkflow, "Completed", "tenantbatch.json"},
 		{workflows.LimiterWorkflow, "Running", "limiter.json"},
+		{workflows.EvidencePurgeWorkflow, "Completed", "evidence_purge.json"},
 	} {
 		recordHistory(t, c, fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = '%s'", r.workflowType, r.status), filepath.Join(dir, r.file))
 	}

@@ -21,7 +21,7 @@ func TestReplay(t *testing.T) {
 	// "governor" and "hybrid-modes").
 	for _, file := range []string{
 		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
-		"limiter.json", "limiter_continued.json", "governor.json", "audit.json",
+		"limiter.json", "limiter_continued.json", "governor.json", "audit.json", "evidence_purge.json",
 		"dispatcher_before_governor.json", "tenantbatch_before_governor.json", "tenantbatch_unpaced.json",
 	} {
 		t.Run(file, func(t *testing.T) {
@@ -31,6 +31,7 @@ func TestReplay(t *testing.T) {
 			r.RegisterWorkflowWithOptions(workflows.Limiter, workflow.RegisterOptions{Name: workflows.LimiterWorkflow})
 			r.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: workflows.GovernorWorkflow})
 			r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
+			r.RegisterWorkflowWithOptions(workflows.EvidencePurge, workflow.RegisterOptions{Name: workflows.EvidencePurgeWorkflow})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", file)); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}

@@ -26,6 +26,7 @@ func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(Limiter, workflow.RegisterOptions{Name: LimiterWorkflow})
 	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflow})
 	w.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
+	w.RegisterWorkflowWithOptions(EvidencePurge, workflow.RegisterOptions{Name: EvidencePurgeWorkflow})
 	w.RegisterActivity(a)
 }
 
@@ -166,4 +167,41 @@ func EnsureRunning(ctx context.Context, c client.Client, cfg config.Config) (sta
 		}
 	}
 	return started, nil
+}
+
+// EnsurePurgeSchedule creates, or brings up to date, the Schedule that
+// purges stored evidence every hour (platform time) older than the
+// configured retention.
+func EnsurePurgeSchedule(ctx context.Context, c client.Client, cfg config.Config) (created bool, err error) {
+	every := max(time.Second, cfg.Scaled(time.Hour))
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
+	action := &client.ScheduleWorkflowAction{
+		ID:                 EvidencePurgeScheduleID,
+		Workflow:           EvidencePurgeWorkflow,
+		Args:               []any{activities.PurgeInput{Retention: cfg.Scaled(cfg.EvidenceRetention)}},
+		TaskQueue:          TaskQueue,
+		WorkflowRunTimeout: max(time.Minute, every),
+	}
+	_, err = c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID: EvidencePurgeScheduleID, Spec: spec, Action: action,
+		Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: max(every, 10*time.Second),
+		Note: "purges stored evidence past its retention; created by `starter setup`",
+	})
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return false, fmt.Errorf("create schedule %s: %w", EvidencePurgeScheduleID, err)
+	}
+	err = c.ScheduleClient().GetHandle(ctx, EvidencePurgeScheduleID).Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			s := in.Description.Schedule
+			s.Spec, s.Action = &spec, action
+			return &client.ScheduleUpdate{Schedule: &s}, nil
+		},
+	})
+	if err != nil {
+		return false, fmt.Errorf("update schedule %s: %w", EvidencePurgeScheduleID, err)
+	}
+	return false, nil
 }

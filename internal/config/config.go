@@ -51,6 +51,9 @@ type Config struct {
 	// UserRiskTTL is how long a user with a false claim is verified one by
 	// one (before Speed).
 	UserRiskTTL time.Duration
+	// EvidenceRetention is how long stored evidence (comment texts,
+	// usernames from reads and webhooks) is kept (before Speed).
+	EvidenceRetention time.Duration
 
 	// WebhookAddr is where the worker serves Meta's webhooks
 	// (POST/GET /webhooks/meta); empty: no webhook endpoint.
@@ -65,26 +68,27 @@ type Config struct {
 // Default returns the embedded-setup defaults.
 func Default() Config {
 	return Config{
-		TemporalAddress: "127.0.0.1:7233",
-		Namespace:       "default",
-		StoreURL:        "sqlite:.data/verifier.db",
-		GraphURL:        "http://127.0.0.1:8088/",
-		GraphVersion:    "v21.0",
-		AppID:           "100000000000001",
-		AppSecretRef:    "file:.data/secrets/app_secret",
-		PlatformTokenID: "platform",
-		Speed:           1,
-		Interval:        time.Minute,
-		BatchSize:       500,
-		LeaseTTL:        10 * time.Minute,
-		RecheckDelay:    2 * time.Minute,
-		Mode:            "auto",
-		HonorAbove:      20_000,
-		HonorBelow:      16_000,
-		ModeDwell:       10 * time.Minute,
-		QueueWarning:    5_000,
-		UserRiskTTL:     24 * time.Hour,
-		LogLevel:        "info",
+		TemporalAddress:   "127.0.0.1:7233",
+		Namespace:         "default",
+		StoreURL:          "sqlite:.data/verifier.db",
+		GraphURL:          "http://127.0.0.1:8088/",
+		GraphVersion:      "v21.0",
+		AppID:             "100000000000001",
+		AppSecretRef:      "file:.data/secrets/app_secret",
+		PlatformTokenID:   "platform",
+		Speed:             1,
+		Interval:          time.Minute,
+		BatchSize:         500,
+		LeaseTTL:          10 * time.Minute,
+		RecheckDelay:      2 * time.Minute,
+		Mode:              "auto",
+		HonorAbove:        20_000,
+		HonorBelow:        16_000,
+		ModeDwell:         10 * time.Minute,
+		QueueWarning:      5_000,
+		UserRiskTTL:       24 * time.Hour,
+		EvidenceRetention: 48 * time.Hour,
+		LogLevel:          "info",
 	}
 }
 
@@ -130,6 +134,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	num(&c.HonorBelow, "honor-below", "HONOR_BELOW", "auto mode: back to sampling below this many claims/hour")
 	dur(&c.ModeDwell, "mode-dwell", "MODE_DWELL", "auto mode: least time between switches, before speed-up")
 	num(&c.QueueWarning, "queue-warning", "QUEUE_WARNING", "warn above this many open claims")
+	dur(&c.EvidenceRetention, "evidence-retention", "EVIDENCE_RETENTION", "how long stored evidence (comment texts, usernames) is kept, before speed-up")
 	dur(&c.UserRiskTTL, "user-risk-ttl", "USER_RISK_TTL", "how long a user with a false claim is verified one by one, before speed-up; 0 disables")
 	str(&c.WebhookAddr, "webhook-addr", "WEBHOOK_ADDR", "host:port to serve Meta webhooks on (/webhooks/meta); empty: off")
 	str(&c.WebhookVerifyTokenRef, "webhook-verify-token", "META_WEBHOOK_VERIFY_TOKEN_REF", `where the webhook verify token is: "env:NAME" or "file:PATH"`)
@@ -163,6 +168,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Thresholds().Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.EvidenceRetention <= 0 {
+		errs = append(errs, fmt.Errorf("evidence retention must be positive, got %v", c.EvidenceRetention))
 	}
 	if c.UserRiskTTL < 0 {
 		errs = append(errs, fmt.Errorf("user risk TTL %v is negative", c.UserRiskTTL))
