@@ -124,6 +124,7 @@ func toAction(sa store.EvidenceAction) evidence.Action {
 // absence. lag: how far (in Meta's time) a read goes back past where an
 // earlier read ended, for actions Meta showed late.
 func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k known, grace, lag time.Duration, storedOnly bool) (outs []outcome, read []store.EvidenceAction, cov *store.Coverage, calls int) {
+	stored := liveActions(k.actions) // converted once, for every claim's reason
 	var open []store.Claim
 	for _, c := range g.claims {
 		if sa, ok := matchStored(c, k.actions); ok {
@@ -134,7 +135,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 		}
 		if covers(k.coverage, c, grace) {
 			outs = append(outs, outcome{claim: c, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target,
-				Reason: string(reasonAmong(c, k.actions)), Source: "stored coverage"}})
+				Reason: string(mismatchAmong(c, stored)), Source: "stored coverage"}})
 			continue
 		}
 		open = append(open, c)
@@ -229,6 +230,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 		cov = &c
 	}
 
+	candidates := append(stored, seen...) // stored is not used after this
 	for _, c := range open {
 		ev := Evidence{Endpoint: g.read.endpoint, Object: g.target, Pages: pager.Calls, Scanned: len(seen)}
 		if action, ok := found[c.ID]; ok {
@@ -240,21 +242,26 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 			outs = append(outs, outcome{claim: c, err: readErr})
 			continue
 		}
-		ev.Reason = string(reasonAmong(c, append(k.actions, read...)))
+		ev.Reason = string(mismatchAmong(c, candidates))
 		outs = append(outs, outcome{claim: c, ev: ev})
 	}
 	return outs, read, cov, calls
 }
 
-// reasonAmong is why the claimant's own actions (if any) do not prove c.
-func reasonAmong(c store.Claim, actions []store.EvidenceAction) evidence.Mismatch {
+// liveActions are the stored actions not reported removed.
+func liveActions(actions []store.EvidenceAction) []evidence.Action {
 	list := make([]evidence.Action, 0, len(actions))
 	for _, sa := range actions {
 		if !sa.Deleted {
 			list = append(list, toAction(sa))
 		}
 	}
-	_, m := evidence.Find(c.Claim, list)
+	return list
+}
+
+// mismatchAmong is why the claimant's own actions (if any) do not prove c.
+func mismatchAmong(c store.Claim, actions []evidence.Action) evidence.Mismatch {
+	_, m := evidence.Find(c.Claim, actions)
 	return m
 }
 

@@ -12,11 +12,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/socialproof/verifier/limiter"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
 
 	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/limiter"
 	"github.com/socialproof/verifier/workflows"
 )
 
@@ -165,23 +166,15 @@ func describeLimiters(ctx context.Context, c *command, tokens []store.Token) []L
 	out := make([]LimiterStatus, 0, len(tokens))
 	for _, tok := range tokens {
 		ls := LimiterStatus{Token: tok.ID}
-		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		v, err := tc.QueryWorkflow(qctx, limiter.WorkflowID(tok.ID), "", limiter.QueryState)
-		cancel()
-		if err != nil {
-			var nf *serviceerror.NotFound
-			if errors.As(err, &nf) {
-				ls.Error = "not started (starts on the first reservation)"
-			} else {
-				ls.Error = err.Error()
-			}
-			out = append(out, ls)
-			continue
-		}
 		var state limiter.State
-		if err := v.Get(&state); err != nil {
+		err := queryWorkflow(ctx, tc, limiter.WorkflowID(tok.ID), limiter.QueryState, &state)
+		var nf *serviceerror.NotFound
+		switch {
+		case errors.As(err, &nf):
+			ls.Error = "not started (starts on the first reservation)"
+		case err != nil:
 			ls.Error = err.Error()
-		} else {
+		default:
 			ls.State = &state
 		}
 		out = append(out, ls)
@@ -191,7 +184,7 @@ func describeLimiters(ctx context.Context, c *command, tokens []store.Token) []L
 
 func describeGovernor(ctx context.Context, c *command) *GovernorStatus {
 	var view policy.GovernorView
-	if err := queryWorkflow(ctx, c, policy.GovernorWorkflowID, policy.QueryGovernorState, &view); err != nil {
+	if err := queryLongRunning(ctx, c, policy.GovernorWorkflowID, policy.QueryGovernorState, &view); err != nil {
 		return &GovernorStatus{Error: err.Error()}
 	}
 	return &GovernorStatus{State: &view}
@@ -199,26 +192,33 @@ func describeGovernor(ctx context.Context, c *command) *GovernorStatus {
 
 func describeAudit(ctx context.Context, c *command) (*workflows.AuditState, string) {
 	var st workflows.AuditState
-	if err := queryWorkflow(ctx, c, workflows.AuditWorkflowID, workflows.QueryAuditState, &st); err != nil {
+	if err := queryLongRunning(ctx, c, workflows.AuditWorkflowID, workflows.QueryAuditState, &st); err != nil {
 		return nil, err.Error()
 	}
 	return &st, ""
 }
 
-// queryWorkflow answers a long-running workflow's query, or says why not.
-func queryWorkflow(ctx context.Context, c *command, id, query string, into any) error {
+// queryLongRunning answers a query of a workflow `starter setup` starts, or
+// says why not.
+func queryLongRunning(ctx context.Context, c *command, id, query string, into any) error {
 	tc, err := c.temporal()
 	if err != nil {
 		return err
 	}
 	defer tc.Close()
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	v, err := tc.QueryWorkflow(ctx, id, "", query)
+	err = queryWorkflow(ctx, tc, id, query, into)
 	var nf *serviceerror.NotFound
 	if errors.As(err, &nf) {
 		return fmt.Errorf("%s not running (run `starter setup`)", id)
 	}
+	return err
+}
+
+// queryWorkflow answers a workflow's query within a few seconds.
+func queryWorkflow(ctx context.Context, tc client.Client, id, query string, into any) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	v, err := tc.QueryWorkflow(ctx, id, "", query)
 	if err != nil {
 		return err
 	}

@@ -92,17 +92,7 @@ func runEvidenceScenario(t *testing.T, hooks bool) {
 	}
 	start := time.Now()
 	testenv.Eventually(t, 6*time.Minute, time.Second, "every claim decided", func() (bool, string) {
-		stats, err := st.Stats(ctx)
-		if err != nil {
-			return false, err.Error()
-		}
-		open, decided := 0, 0
-		for _, s := range stats {
-			open += s.Pending + s.Leased
-			for _, n := range s.Decided {
-				decided += n
-			}
-		}
+		open, decided := countClaims(t, st)
 		return open == 0 && decided == submitted, fmt.Sprintf("open=%d decided=%d/%d", open, decided, submitted)
 	})
 	took := time.Since(start)

@@ -110,13 +110,15 @@ func (w *hybridWorld) submit(t *testing.T, claims []claim.Claim) {
 func (w *hybridWorld) waitDecided(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	testenv.Eventually(t, timeout, 500*time.Millisecond, "every claim decided", func() (bool, string) {
-		open, decided := w.counts(t)
+		open, decided := countClaims(t, w.st)
 		return open == 0 && decided == w.total, fmt.Sprintf("open=%d decided=%d/%d", open, decided, w.total)
 	})
 }
 
-func (w *hybridWorld) counts(t *testing.T) (open, decided int) {
-	stats, err := w.st.Stats(context.Background())
+// countClaims counts the store's open (pending or leased) and decided claims.
+func countClaims(t *testing.T, st store.Store) (open, decided int) {
+	t.Helper()
+	stats, err := st.Stats(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -67,7 +67,6 @@ type ScheduleConfig struct {
 // skipped, and missed runs are caught up only within one interval: a backlog
 // of Dispatcher runs after an outage would only claim what one run claims.
 func EnsureSchedule(ctx context.Context, c client.Client, cfg ScheduleConfig) (created bool, err error) {
-	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: cfg.Interval}}}
 	action := &client.ScheduleWorkflowAction{
 		ID:        ScheduleID,
 		Workflow:  DispatcherWorkflow,
@@ -77,23 +76,31 @@ func EnsureSchedule(ctx context.Context, c client.Client, cfg ScheduleConfig) (c
 		// finished well within an interval, something is wrong.
 		WorkflowRunTimeout: max(5*time.Minute, 2*cfg.Interval),
 	}
-	catchup := max(cfg.Interval, 10*time.Second) // Temporal's minimum catch-up window is 10s
+	return ensureSchedule(ctx, c, ScheduleID, cfg.Interval, action, "fires the verification Dispatcher; created by `starter setup`")
+}
+
+// ensureSchedule creates a Schedule firing action every interval, or brings
+// an existing one to that interval and action. A run that would overlap a
+// running one is skipped, and missed runs are caught up only within one
+// interval.
+func ensureSchedule(ctx context.Context, c client.Client, id string, every time.Duration, action *client.ScheduleWorkflowAction, note string) (created bool, err error) {
+	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
+	catchup := max(every, 10*time.Second) // Temporal's minimum catch-up window is 10s
 	_, err = c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID:            ScheduleID,
+		ID:            id,
 		Spec:          spec,
 		Action:        action,
 		Overlap:       enums.SCHEDULE_OVERLAP_POLICY_SKIP,
 		CatchupWindow: catchup,
-		Note:          "fires the verification Dispatcher; created by `starter setup`",
+		Note:          note,
 	})
 	if err == nil {
 		return true, nil
 	}
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return false, fmt.Errorf("create schedule %s: %w", ScheduleID, err)
+		return false, fmt.Errorf("create schedule %s: %w", id, err)
 	}
-	h := c.ScheduleClient().GetHandle(ctx, ScheduleID)
-	err = h.Update(ctx, client.ScheduleUpdateOptions{
+	err = c.ScheduleClient().GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 			s := in.Description.Schedule
 			s.Spec = &spec
@@ -107,7 +114,7 @@ func EnsureSchedule(ctx context.Context, c client.Client, cfg ScheduleConfig) (c
 		},
 	})
 	if err != nil {
-		return false, fmt.Errorf("update schedule %s: %w", ScheduleID, err)
+		return false, fmt.Errorf("update schedule %s: %w", id, err)
 	}
 	return false, nil
 }
@@ -174,7 +181,6 @@ func EnsureRunning(ctx context.Context, c client.Client, cfg config.Config) (sta
 // configured retention.
 func EnsurePurgeSchedule(ctx context.Context, c client.Client, cfg config.Config) (created bool, err error) {
 	every := max(time.Second, cfg.Scaled(time.Hour))
-	spec := client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: every}}}
 	action := &client.ScheduleWorkflowAction{
 		ID:                 EvidencePurgeScheduleID,
 		Workflow:           EvidencePurgeWorkflow,
@@ -182,26 +188,5 @@ func EnsurePurgeSchedule(ctx context.Context, c client.Client, cfg config.Config
 		TaskQueue:          TaskQueue,
 		WorkflowRunTimeout: max(time.Minute, every),
 	}
-	_, err = c.ScheduleClient().Create(ctx, client.ScheduleOptions{
-		ID: EvidencePurgeScheduleID, Spec: spec, Action: action,
-		Overlap: enums.SCHEDULE_OVERLAP_POLICY_SKIP, CatchupWindow: max(every, 10*time.Second),
-		Note: "purges stored evidence past its retention; created by `starter setup`",
-	})
-	if err == nil {
-		return true, nil
-	}
-	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
-		return false, fmt.Errorf("create schedule %s: %w", EvidencePurgeScheduleID, err)
-	}
-	err = c.ScheduleClient().GetHandle(ctx, EvidencePurgeScheduleID).Update(ctx, client.ScheduleUpdateOptions{
-		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
-			s := in.Description.Schedule
-			s.Spec, s.Action = &spec, action
-			return &client.ScheduleUpdate{Schedule: &s}, nil
-		},
-	})
-	if err != nil {
-		return false, fmt.Errorf("update schedule %s: %w", EvidencePurgeScheduleID, err)
-	}
-	return false, nil
+	return ensureSchedule(ctx, c, EvidencePurgeScheduleID, every, action, "purges stored evidence past its retention; created by `starter setup`")
 }

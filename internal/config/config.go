@@ -104,6 +104,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		}
 		fs.DurationVar(p, name, *p, usage+" (env "+env+")")
 	}
+	num := func(p *int, name, env, usage string) {
+		if v, err := strconv.Atoi(os.Getenv(env)); err == nil {
+			*p = v
+		}
+		fs.IntVar(p, name, *p, usage+" (env "+env+")")
+	}
 	str(&c.TemporalAddress, "temporal-address", "TEMPORAL_ADDRESS", "Temporal frontend host:port")
 	str(&c.Namespace, "namespace", "TEMPORAL_NAMESPACE", "Temporal namespace")
 	str(&c.StoreURL, "store", "STORE_URL", "task store: postgres://... or sqlite:PATH")
@@ -117,18 +123,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	}
 	fs.Float64Var(&c.Speed, "speed", c.Speed, "time acceleration for intervals, leases and budget windows (env SPEED)")
 	dur(&c.Interval, "interval", "DISPATCH_INTERVAL", "schedule interval before speed-up")
-	if v, err := strconv.Atoi(os.Getenv("BATCH_SIZE")); err == nil {
-		c.BatchSize = v
-	}
-	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "claims per Dispatcher run (env BATCH_SIZE)")
+	num(&c.BatchSize, "batch-size", "BATCH_SIZE", "claims per Dispatcher run")
 	dur(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease on claimed claims before speed-up")
 	dur(&c.RecheckDelay, "recheck-delay", "RECHECK_DELAY", "grace before re-checking a claim without evidence, before speed-up")
-	num := func(p *int, name, env, usage string) {
-		if v, err := strconv.Atoi(os.Getenv(env)); err == nil {
-			*p = v
-		}
-		fs.IntVar(p, name, *p, usage+" (env "+env+")")
-	}
 	str(&c.Mode, "mode", "VERIFICATION_MODE", "standard tenants' starting mode: auto (sample, honor under heavy load), verify, sample or honor")
 	num(&c.HonorAbove, "honor-above", "HONOR_ABOVE", "auto mode: honor above this many claims/hour")
 	num(&c.HonorBelow, "honor-below", "HONOR_BELOW", "auto mode: back to sampling below this many claims/hour")
