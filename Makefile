@@ -8,7 +8,7 @@ MAINS := worker starter metasim
 
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build dev test test-short lint fmt clean
+.PHONY: all build dev test test-short evidence-hour lint fmt clean
 
 all: build
 
@@ -35,6 +35,11 @@ dev: build
 ## test: unit and integration tests (real dev server, metasim, SQLite; PostgreSQL when TEST_DATABASE_URL is set)
 test: $(TEMPORAL)
 	TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 14m ./...
+
+## evidence-hour: the grouped-evidence scenario over a whole platform hour
+## (20,000 comment claims, with and without webhooks), printing its figures
+evidence-hour: $(TEMPORAL)
+	EVIDENCE_MINUTES=60 TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 30m -run TestGroupedReadsAndWebhooksProveClaimsUnderThePlansBudget -v ./workflows | grep -E 'FIGURES|webhooks:|^(--- |ok|FAIL)'
 
 ## lint: go vet, gofmt and workflowcheck (workflow determinism)
 lint:

@@ -62,6 +62,12 @@ type ClaimBatchInput struct {
 	Owner    string // lease owner: the Dispatcher run
 	Limit    int
 	LeaseTTL time.Duration
+	// Horizon (platform time), when > 0, makes claiming budget-aware: see
+	// claimWithinBudgets. Zero leases the oldest Limit claims.
+	Horizon time.Duration `json:",omitempty"`
+	// Mode is the configured mode, assumed for standard tenants when the
+	// Governor cannot be asked which mode they are in.
+	Mode string `json:",omitempty"`
 }
 
 // TenantGroup is one tenant's share of a claimed batch.
@@ -77,11 +83,23 @@ type TenantGroup struct {
 type ClaimBatchResult struct {
 	Claimed int
 	Groups  []TenantGroup
+	// Bounded lists the tenants whose claiming the token budget bounded,
+	// and to how many targets, so the history shows why claims stayed pending.
+	Bounded []store.Quota `json:",omitempty"`
 }
 
 // ClaimBatch leases up to Limit pending claims and groups them by tenant.
 func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimBatchResult, error) {
-	claims, err := a.Store.Claim(ctx, in.Owner, in.Limit, in.LeaseTTL, a.now())
+	var (
+		claims  []store.Claim
+		bounded []store.Quota
+		err     error
+	)
+	if in.Horizon > 0 {
+		claims, bounded, err = a.claimWithinBudgets(ctx, in)
+	} else {
+		claims, err = a.Store.Claim(ctx, in.Owner, in.Limit, in.LeaseTTL, a.now())
+	}
 	if err != nil {
 		return ClaimBatchResult{}, fmt.Errorf("claim batch: %w", err)
 	}
@@ -89,7 +107,7 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimB
 	for _, c := range claims {
 		byTenant[c.Tenant] = append(byTenant[c.Tenant], c.ID)
 	}
-	res := ClaimBatchResult{Claimed: len(claims)}
+	res := ClaimBatchResult{Claimed: len(claims), Bounded: bounded}
 	for tenant, ids := range byTenant {
 		g := TenantGroup{TenantID: tenant, ClaimIDs: ids}
 		switch t, err := a.Store.Tenant(ctx, tenant); {
@@ -101,7 +119,7 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimB
 		res.Groups = append(res.Groups, g)
 	}
 	sort.Slice(res.Groups, func(i, j int) bool { return res.Groups[i].TenantID < res.Groups[j].TenantID })
-	activity.GetLogger(ctx).Info("claimed batch", "claimed", len(claims), "tenants", len(res.Groups))
+	activity.GetLogger(ctx).Info("claimed batch", "claimed", len(claims), "tenants", len(res.Groups), "bounded", len(bounded))
 	return res, nil
 }
 

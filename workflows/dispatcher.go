@@ -16,7 +16,11 @@ import (
 type DispatcherInput struct {
 	BatchSize int           // claims per run
 	LeaseTTL  time.Duration // lease on claimed claims; TenantBatch renews it while it works
-	Batch     BatchSettings // passed on to every TenantBatch; its Mode applies when the Governor cannot be reached
+	// ClaimHorizon (platform time), when > 0, leases per verifying tenant
+	// only claims on the targets its token can read within it (see
+	// activities.ClaimBatchInput); 0 leases the oldest BatchSize claims.
+	ClaimHorizon time.Duration `json:",omitempty"`
+	Batch        BatchSettings // passed on to every TenantBatch; its Mode applies when the Governor cannot be reached
 	// Governor starts the Governor if a load report finds it not running.
 	Governor policy.GovernorStart
 }
@@ -29,7 +33,8 @@ type DispatchResult struct {
 	Failed   []string // tenants whose child could not start; their claims were handed back
 }
 
-// Dispatcher claims a batch of pending claims, groups it by tenant and starts
+// Dispatcher claims a batch of pending claims (no more per tenant than its
+// token can decide soon), groups it by tenant and starts
 // one TenantBatch child per tenant. It waits only for the children to start
 // (parent-close policy abandon), so a run takes seconds however long the
 // verification takes, and the Schedule's next run is never blocked by it.
@@ -43,7 +48,7 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 	var a *activities.Activities
 	var batch activities.ClaimBatchResult
 	if err := workflow.ExecuteActivity(actx, a.ClaimBatch, activities.ClaimBatchInput{
-		Owner: owner, Limit: in.BatchSize, LeaseTTL: in.LeaseTTL,
+		Owner: owner, Limit: in.BatchSize, LeaseTTL: in.LeaseTTL, Horizon: in.ClaimHorizon, Mode: in.Batch.Mode,
 	}).Get(ctx, &batch); err != nil {
 		return res, err
 	}

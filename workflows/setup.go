@@ -125,9 +125,10 @@ func NewScheduleConfig(cfg config.Config) ScheduleConfig {
 	return ScheduleConfig{
 		Interval: cfg.Scaled(cfg.Interval),
 		Dispatcher: DispatcherInput{
-			BatchSize: cfg.BatchSize,
-			LeaseTTL:  cfg.Scaled(cfg.LeaseTTL),
-			Governor:  NewGovernorStart(cfg),
+			BatchSize:    cfg.BatchSize,
+			LeaseTTL:     cfg.Scaled(cfg.LeaseTTL),
+			ClaimHorizon: cfg.ClaimHorizon,
+			Governor:     NewGovernorStart(cfg),
 			Batch: func() BatchSettings {
 				s := DefaultBatchSettings()
 				s.RecheckDelay = cfg.RecheckDelay

@@ -36,6 +36,14 @@ type Config struct {
 	BatchSize    int           // claims per Dispatcher run
 	LeaseTTL     time.Duration // how long a claimed batch stays leased without renewal (before Speed)
 	RecheckDelay time.Duration // grace before a claim without evidence is checked again and rejected (before Speed)
+	// ClaimHorizon makes claiming budget-aware: each Dispatcher run leases,
+	// per verifying tenant, claims on no more targets than its token can read
+	// within this much platform time (counting those already leased), so no
+	// claim waits leased behind a slow token. Shorter than about an hour of
+	// budget, batches wait out their grace delays with too little work queued
+	// and tokens idle (the limiter tests measure it). 0 leases oldest first,
+	// BatchSize claims, whatever the budgets.
+	ClaimHorizon time.Duration
 	// Mode for standard tenants, the Governor's starting platform mode:
 	// "auto" (sample, or honor above HonorAbove claims/hour), "verify" (every
 	// claim checked), "sample" (a sequential sample decides the batch; see
@@ -81,6 +89,7 @@ func Default() Config {
 		BatchSize:         500,
 		LeaseTTL:          10 * time.Minute,
 		RecheckDelay:      2 * time.Minute,
+		ClaimHorizon:      time.Hour,
 		Mode:              "auto",
 		HonorAbove:        20_000,
 		HonorBelow:        16_000,
@@ -126,6 +135,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	num(&c.BatchSize, "batch-size", "BATCH_SIZE", "claims per Dispatcher run")
 	dur(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease on claimed claims before speed-up")
 	dur(&c.RecheckDelay, "recheck-delay", "RECHECK_DELAY", "grace before re-checking a claim without evidence, before speed-up")
+	dur(&c.ClaimHorizon, "claim-horizon", "CLAIM_HORIZON", "lease per tenant only what its token can read within this (platform time; 0: no budget bound)")
 	str(&c.Mode, "mode", "VERIFICATION_MODE", "standard tenants' starting mode: auto (sample, honor under heavy load), verify, sample or honor")
 	num(&c.HonorAbove, "honor-above", "HONOR_ABOVE", "auto mode: honor above this many claims/hour")
 	num(&c.HonorBelow, "honor-below", "HONOR_BELOW", "auto mode: back to sampling below this many claims/hour")
@@ -154,8 +164,8 @@ func (c Config) Validate() error {
 	if c.BatchSize <= 0 || c.BatchSize > 10000 {
 		errs = append(errs, fmt.Errorf("batch size must be 1..10000, got %d", c.BatchSize))
 	}
-	if c.Interval <= 0 || c.LeaseTTL <= 0 || c.RecheckDelay < 0 {
-		errs = append(errs, errors.New("interval and lease TTL must be > 0, re-check delay >= 0"))
+	if c.Interval <= 0 || c.LeaseTTL <= 0 || c.RecheckDelay < 0 || c.ClaimHorizon < 0 {
+		errs = append(errs, errors.New("interval and lease TTL must be > 0, re-check delay and claim horizon >= 0"))
 	}
 	if c.Scaled(c.Interval) < time.Second {
 		errs = append(errs, fmt.Errorf("interval %v at speed %v is under a second, the Schedule's resolution", c.Interval, c.Speed))

@@ -222,10 +222,21 @@ func (g *GovernorState) Report(now time.Time, r LoadReport) (d Directive, warn s
 }
 
 func (g *GovernorState) modeFor(t TenantRef) TenantMode {
-	tm := TenantMode{Tenant: t.ID, Mode: g.StandardMode()}
-	broken, isBroken := g.broken(t.TokenID)
+	return tenantMode(t, g.Mode, g.StandardMode(), g.Overrides, g.Broken)
+}
+
+// ModeFor is the mode the Governor in this state gives a tenant: what its
+// next load report would answer for it (claiming reads it ahead of the
+// report, to size each tenant's share of a batch).
+func (v GovernorView) ModeFor(t TenantRef) TenantMode {
+	return tenantMode(t, v.Mode, v.StandardMode, v.Overrides, v.BrokenTokens)
+}
+
+func tenantMode(t TenantRef, platform, standard Mode, overrides map[string]Mode, broken []TokenAlert) TenantMode {
+	tm := TenantMode{Tenant: t.ID, Mode: standard}
+	alert, isBroken := brokenToken(broken, t.TokenID)
 	ownToken := t.Tier == TierPremium && t.TokenID != "" && !isBroken
-	if o, ok := g.Overrides[t.ID]; ok && o != ModeAuto {
+	if o, ok := overrides[t.ID]; ok && o != ModeAuto {
 		tm.Mode, tm.Reason = o, "operator override"
 		tm.PlatformToken = t.Tier == TierPremium && t.TokenID != "" && isBroken
 		return tm
@@ -237,9 +248,9 @@ func (g *GovernorState) modeFor(t TenantRef) TenantMode {
 		tm.Mode, tm.Reason = ModeVerify, "premium: own token"
 	case t.Tier == TierPremium && t.TokenID != "":
 		tm.PlatformToken = true
-		tm.Reason = "premium on the platform token: own token broken since " + broken.Since.UTC().Format(time.RFC3339) + ": " + broken.Reason
+		tm.Reason = "premium on the platform token: own token broken since " + alert.Since.UTC().Format(time.RFC3339) + ": " + alert.Reason
 	default:
-		tm.Reason = "standard: platform mode " + string(g.Mode)
+		tm.Reason = "standard: platform mode " + string(platform)
 	}
 	return tm
 }
@@ -324,14 +335,18 @@ func (g *GovernorState) TokenAlert(now time.Time, a TokenAlert) (ModeChange, boo
 func (g *GovernorState) BrokenTokens() []TokenAlert { return slices.Clone(g.Broken) }
 
 func (g *GovernorState) broken(tokenID string) (TokenAlert, bool) {
+	return brokenToken(g.Broken, tokenID)
+}
+
+func brokenToken(broken []TokenAlert, tokenID string) (TokenAlert, bool) {
 	if tokenID == "" {
 		return TokenAlert{}, false
 	}
-	i := slices.IndexFunc(g.Broken, func(a TokenAlert) bool { return a.TokenID == tokenID })
+	i := slices.IndexFunc(broken, func(a TokenAlert) bool { return a.TokenID == tokenID })
 	if i < 0 {
 		return TokenAlert{}, false
 	}
-	return g.Broken[i], true
+	return broken[i], true
 }
 
 func (g *GovernorState) record(now time.Time, tenant, from, to, by, reason string) ModeChange {

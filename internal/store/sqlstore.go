@@ -14,13 +14,14 @@ import (
 )
 
 // Batch sizes. A submitted claim takes 9 query parameters, an evidence action
-// 10, a user flag 4, an id, user or target in an IN list 1; the chunks stay far
-// below the parameter limits of both databases (PostgreSQL 65535, SQLite
-// 32766) while keeping round trips few.
+// 10, a user flag 4, a webhook target 2, an id, user or target in an IN list 1;
+// the chunks stay far below the parameter limits of both databases
+// (PostgreSQL 65535, SQLite 32766) while keeping round trips few.
 const (
 	submitChunk   = 500
 	evidenceChunk = 500
 	flagChunk     = 1000
+	webhookChunk  = 1000
 	idChunk       = 1000
 )
 
@@ -439,14 +440,7 @@ func (s *sqlStore) Claim(ctx context.Context, owner string, limit int, ttl time.
 		return nil, nil
 	}
 	nowArg := s.d.timeArg(now)
-	// The leading status IN (...) repeats what the OR implies; it lets both
-	// databases use the partial index claims_open_by_age.
-	query := `UPDATE claims SET status = 'leased', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1
-		WHERE id IN (
-			SELECT id FROM claims
-			WHERE status IN ('pending', 'leased')
-			  AND ((status = 'pending' AND (not_before IS NULL OR not_before <= ?))
-			    OR (status = 'leased' AND lease_expires_at < ?))
+	query := leaseClaims + `
 			ORDER BY submitted_at, id
 			LIMIT ?` + s.d.claimLock + `)
 		RETURNING ` + claimColumns
@@ -459,12 +453,145 @@ func (s *sqlStore) Claim(ctx context.Context, owner string, limit int, ttl time.
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}
-	slices.SortFunc(claimed, func(a, b Claim) int {
+	sortByAge(claimed)
+	return claimed, nil
+}
+
+// claimable selects the claims Claim may lease at a time given twice as
+// arguments: pending and not deferred past it, or leased with a lease expired
+// before it. The leading status IN (...) repeats what the OR implies; it lets
+// both databases use the partial indexes on open claims.
+const claimable = `status IN ('pending', 'leased')
+	AND ((status = 'pending' AND (not_before IS NULL OR not_before <= ?))
+	  OR (status = 'leased' AND lease_expires_at < ?))`
+
+// leaseClaims is the head of a claiming UPDATE: it leases to an owner until a
+// time (the first two arguments) the claims a subquery picks among the
+// claimable ones (the next two). The caller adds to the subquery its
+// conditions, ORDER BY, LIMIT and the dialect's claimLock, closes it and asks
+// RETURNING claimColumns.
+const leaseClaims = `UPDATE claims SET status = 'leased', lease_owner = ?, lease_expires_at = ?, attempts = attempts + 1
+		WHERE id IN (
+			SELECT id FROM claims
+			WHERE ` + claimable
+
+// sortByAge sorts claims oldest first, by submitted_at then id: the order
+// claiming picks them in, which RETURNING does not keep.
+func sortByAge(claims []Claim) {
+	slices.SortFunc(claims, func(a, b Claim) int {
 		if c := a.SubmittedAt.Compare(b.SubmittedAt); c != 0 {
 			return c
 		}
 		return cmpInt64(a.ID, b.ID)
 	})
+}
+
+// fedTargets selects the targets webhooks fed since a time (the argument); a
+// NULL time, from a zero fedSince, selects none.
+const fedTargets = `SELECT target FROM webhook_targets WHERE last_at >= ?`
+
+func (s *sqlStore) OpenLoad(ctx context.Context, now, fedSince time.Time) ([]TenantLoad, error) {
+	nowArg := s.d.timeArg(now)
+	// One pass over the open claims: the inner query marks each claim ready,
+	// in flight (or neither: deferred) and on a fed target; the outer one
+	// counts by tenant. webhook_targets has one row per target, so the join
+	// never repeats a claim.
+	rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT tenant_id,
+			SUM(ready), COUNT(DISTINCT CASE WHEN ready = 1 THEN target END),
+			COUNT(DISTINCT CASE WHEN ready = 1 AND fed = 1 THEN target END),
+			MIN(CASE WHEN ready = 1 THEN submitted_at END),
+			SUM(in_flight), COUNT(DISTINCT CASE WHEN in_flight = 1 THEN target END)
+		FROM (
+			SELECT c.tenant_id, c.target, c.submitted_at,
+				CASE WHEN `+claimable+` THEN 1 ELSE 0 END AS ready,
+				CASE WHEN status = 'leased' AND lease_expires_at >= ? THEN 1 ELSE 0 END AS in_flight,
+				CASE WHEN w.target IS NULL THEN 0 ELSE 1 END AS fed
+			FROM claims c LEFT JOIN webhook_targets w ON w.target = c.target AND w.last_at >= ?
+			WHERE c.status IN ('pending', 'leased')
+		) AS o
+		GROUP BY tenant_id`), nowArg, nowArg, nowArg, s.d.timeArg(fedSince))
+	if err != nil {
+		return nil, fmt.Errorf("open load: %w", err)
+	}
+	defer rows.Close()
+	var loads []TenantLoad
+	for rows.Next() {
+		var l TenantLoad
+		if err := rows.Scan(&l.Tenant, &l.Ready, &l.ReadyTargets, &l.ReadyFed, timeColumn{&l.OldestReady},
+			&l.InFlight, &l.InFlightTargets); err != nil {
+			return nil, fmt.Errorf("open load: %w", err)
+		}
+		loads = append(loads, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("open load: %w", err)
+	}
+	// Byte order, the same on both databases whatever PostgreSQL's collation.
+	slices.SortFunc(loads, func(a, b TenantLoad) int { return strings.Compare(a.Tenant, b.Tenant) })
+	return loads, nil
+}
+
+func (s *sqlStore) ClaimQuotas(ctx context.Context, owner string, quotas []Quota, limit int, fedSince time.Time,
+	ttl time.Duration, now time.Time) ([]Claim, error) {
+	if owner == "" {
+		return nil, errors.New("claim quotas: empty lease owner")
+	}
+	// A second quota of a tenant would pick its targets anew among the claims
+	// the first left, leasing past the first's bound.
+	seen := make(map[string]bool, len(quotas))
+	for _, q := range quotas {
+		if seen[q.Tenant] {
+			return nil, fmt.Errorf("claim quotas: tenant %s has two quotas", q.Tenant)
+		}
+		seen[q.Tenant] = true
+	}
+	if limit <= 0 || len(quotas) == 0 {
+		return nil, nil
+	}
+	nowArg, fedArg := s.d.timeArg(now), s.d.timeArg(fedSince)
+	var claimed []Claim
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, q := range quotas {
+			if len(claimed) >= limit {
+				break
+			}
+			// The targets are picked in a subquery of their own: PostgreSQL
+			// refuses FOR UPDATE beside GROUP BY, and only the claims leased
+			// need the lock. Concurrent callers may pick the same targets;
+			// SKIP LOCKED then leaves one of them fewer claims, never the
+			// same ones.
+			query := leaseClaims + ` AND tenant_id = ?`
+			args := []any{owner, s.d.timeArg(now.Add(ttl)), nowArg, nowArg, q.Tenant}
+			switch {
+			case q.Targets == 0:
+				query += ` AND target IN (` + fedTargets + `)`
+				args = append(args, fedArg)
+			case q.Targets > 0:
+				query += ` AND (target IN (` + fedTargets + `) OR target IN (
+				SELECT target FROM claims
+				WHERE ` + claimable + ` AND tenant_id = ? AND target NOT IN (` + fedTargets + `)
+				GROUP BY target
+				ORDER BY MIN(submitted_at), target
+				LIMIT ?))`
+				args = append(args, fedArg, nowArg, nowArg, q.Tenant, fedArg, q.Targets)
+			}
+			query += `
+			ORDER BY submitted_at, id
+			LIMIT ?` + s.d.claimLock + `)
+		RETURNING ` + claimColumns
+			args = append(args, limit-len(claimed))
+			got, err := s.queryClaims(ctx, tx, query, args...)
+			if err != nil {
+				return fmt.Errorf("tenant %s: %w", q.Tenant, err)
+			}
+			claimed = append(claimed, got...)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("claim quotas: %w", err)
+	}
+	sortByAge(claimed)
 	return claimed, nil
 }
 
@@ -939,6 +1066,7 @@ func (s *sqlStore) SaveEvidence(ctx context.Context, actions []EvidenceAction) (
 	// caller inserted. The rest is then upserted rather than updated, in case
 	// a purge deleted one of them meanwhile.
 	inserted := make(map[evidenceKey]bool, len(keys))
+	fed, fedAt := webhookSightings(actions)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		for _, chunk := range chunks(keys, evidenceChunk) {
 			args := make([]any, 0, len(chunk)*10)
@@ -989,12 +1117,51 @@ func (s *sqlStore) SaveEvidence(ctx context.Context, actions []EvidenceAction) (
 				return fmt.Errorf("update: %w", err)
 			}
 		}
+		// Last, after every evidence row: a caller holding webhook_targets
+		// rows never waits on an evidence row, and takes them in target
+		// order, so concurrent callers cannot deadlock on PostgreSQL.
+		for _, chunk := range chunks(fed, webhookChunk) {
+			args := make([]any, 0, len(chunk)*2)
+			for _, target := range chunk {
+				args = append(args, target, s.d.timeArg(fedAt[target]))
+			}
+			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO webhook_targets (target, last_at)
+				VALUES `+placeholders(len(chunk), 2)+`
+				ON CONFLICT (target) DO UPDATE SET last_at = excluded.last_at
+				WHERE excluded.last_at > webhook_targets.last_at`), args...)
+			if err != nil {
+				return fmt.Errorf("webhook targets: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("save evidence: %w", err)
 	}
 	return len(inserted), nil
+}
+
+// webhookSightings returns the targets of webhook actions, sorted, and the
+// latest SeenAt of each at the stored precision: one row each, since
+// PostgreSQL refuses an upsert that touches a row twice. It reads the actions
+// as given, not as folded: folding keeps the first source of an action, and
+// a webhook resighting a Graph action still shows the target is fed.
+func webhookSightings(actions []EvidenceAction) ([]string, map[string]time.Time) {
+	latest := map[string]time.Time{}
+	for _, a := range actions {
+		if a.Source != SourceWebhook {
+			continue
+		}
+		if at := storedTime(a.SeenAt); at.After(latest[a.Target]) {
+			latest[a.Target] = at
+		}
+	}
+	targets := make([]string, 0, len(latest))
+	for target := range latest {
+		targets = append(targets, target)
+	}
+	slices.Sort(targets)
+	return targets, latest
 }
 
 // uniqueStrings returns values sorted, without duplicates, so IN-list chunks
@@ -1205,6 +1372,11 @@ func (s *sqlStore) PurgeEvidence(ctx context.Context, seenBefore time.Time) (int
 			return fmt.Errorf("actions: %w", err)
 		}
 		purged = int(n)
+		// A webhook sighting holds no personal data, but one older than the
+		// evidence kept is far past any fed window: the row only costs space.
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM webhook_targets WHERE last_at < ?`), cutoff); err != nil {
+			return fmt.Errorf("webhook targets: %w", err)
+		}
 		return nil
 	})
 	if err != nil {

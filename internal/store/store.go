@@ -198,6 +198,32 @@ type Coverage struct {
 	ReadAt time.Time
 }
 
+// TenantLoad is one tenant's open claims, counted by target: what the
+// Dispatcher needs to claim no more than a tenant's token can decide soon.
+type TenantLoad struct {
+	Tenant          string
+	Ready           int       // claimable now: pending and not deferred past now, or leased with an expired lease
+	ReadyTargets    int       // distinct targets among Ready
+	ReadyFed        int       // of ReadyTargets, those fed by webhooks (see Quota)
+	OldestReady     time.Time // submitted_at of the oldest Ready claim (zero when Ready is 0)
+	InFlight        int       // leased, lease still holding (expires at or after now)
+	InFlightTargets int       // distinct targets among InFlight
+}
+
+// Quota bounds what ClaimQuotas leases for one tenant.
+//
+// A target is fed when a webhook delivered an action on it (any edge) seen at
+// or after fedSince, the argument of OpenLoad and ClaimQuotas; a zero
+// fedSince counts no target as fed. Claims on a fed target are decided from
+// pushed evidence rather than a Graph read, so they cost the token nothing.
+type Quota struct {
+	Tenant string
+	// Targets: lease claims on at most this many targets that are not fed by
+	// webhooks, the targets with the oldest ready claim first (ties by target
+	// id); claims on fed targets are not bounded by it. Negative: no bound.
+	Targets int
+}
+
 // ErrNotFound is returned when a tenant, token or claim does not exist.
 var ErrNotFound = errors.New("not found")
 
@@ -221,6 +247,18 @@ type Store interface {
 	// now) or leased with an expired lease, oldest first, to owner until
 	// now+ttl. Concurrent callers never receive the same claim.
 	Claim(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error)
+
+	// OpenLoad counts open claims per tenant at now, tenants in id order;
+	// tenants without open claims are left out. fedSince: see Quota.
+	OpenLoad(ctx context.Context, now, fedSince time.Time) ([]TenantLoad, error)
+
+	// ClaimQuotas leases claims like Claim (same claimability rule, lease to
+	// owner until now+ttl, attempts+1), tenant by tenant in the order of quotas,
+	// each tenant's claims oldest first (submitted_at, id) within its Quota, until
+	// limit claims in all are leased. Tenants not in quotas are not claimed; a
+	// tenant twice in quotas is an error. Concurrent callers never receive the
+	// same claim. The result is ordered by submitted_at, id.
+	ClaimQuotas(ctx context.Context, owner string, quotas []Quota, limit int, fedSince time.Time, ttl time.Duration, now time.Time) ([]Claim, error)
 
 	// ExtendLease moves the lease of the given claims still leased by owner to
 	// now+ttl and returns how many it extended.
@@ -274,9 +312,12 @@ type Store interface {
 	// deleted and seen_at (an edit changes the text, a removal marks it deleted,
 	// a Graph read of an action that was marked deleted un-deletes it); the
 	// first Source is kept. Duplicates within one call are allowed (the last
-	// wins). It returns how many actions were new. Actions with an empty Target,
-	// Edge or ActionID are an error, and so are a Source other than SourceGraph
-	// or SourceWebhook and a zero SeenAt (the purge could never delete it).
+	// wins). An action with Source SourceWebhook also records that webhooks
+	// feed its target (see Quota) as of its SeenAt, unless a later webhook
+	// sighting is recorded. It returns how many actions were new. Actions with
+	// an empty Target, Edge or ActionID are an error, and so are a Source
+	// other than SourceGraph or SourceWebhook and a zero SeenAt (the purge
+	// could never delete it).
 	SaveEvidence(ctx context.Context, actions []EvidenceAction) (int, error)
 
 	// Evidence returns the stored actions on these targets (every edge), ordered
@@ -295,9 +336,10 @@ type Store interface {
 	Coverages(ctx context.Context, targets []string) ([]Coverage, error)
 
 	// PurgeEvidence deletes actions last seen before the cutoff (personal
-	// data is kept no longer than needed), coverage read before it, and the
+	// data is kept no longer than needed), coverage read before it, the
 	// coverage of every edge that lost an action (coverage vouches for the
-	// actions under it). It returns how many actions it deleted. A zero
+	// actions under it), and the webhook sightings of targets (see Quota)
+	// last made before it. It returns how many actions it deleted. A zero
 	// cutoff is an error.
 	PurgeEvidence(ctx context.Context, seenBefore time.Time) (int, error)
 

@@ -2036,3 +2036,516 @@ func TestMigrationEvidenceDown(t *testing.T) {
 		}
 	})
 }
+
+// ---- claiming by quota ----
+
+// onTarget is newClaim on a given target.
+func onTarget(tenant, key, target string) claim.Claim {
+	c := newClaim(tenant, key)
+	c.Target = target
+	return c
+}
+
+// webhookAt is a webhook action on target seen at seen.
+func webhookAt(target, id string, seen time.Time) store.EvidenceAction {
+	return store.EvidenceAction{Target: target, Edge: "comments", ActionID: id, Source: store.SourceWebhook, SeenAt: seen}
+}
+
+func openLoad(t *testing.T, s store.Store, now, fedSince time.Time) []store.TenantLoad {
+	t.Helper()
+	loads, err := s.OpenLoad(context.Background(), now, fedSince)
+	if err != nil {
+		t.Fatalf("OpenLoad: %v", err)
+	}
+	return loads
+}
+
+// loadStrings renders loads one per string, times with their zone.
+func loadStrings(loads []store.TenantLoad) []string {
+	out := make([]string, len(loads))
+	for i, l := range loads {
+		out[i] = fmt.Sprintf("%s ready=%d targets=%d fed=%d oldest=%s inflight=%d targets=%d",
+			l.Tenant, l.Ready, l.ReadyTargets, l.ReadyFed, fmtTime(l.OldestReady), l.InFlight, l.InFlightTargets)
+	}
+	return out
+}
+
+func TestOpenLoad(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		now := t0.Add(time.Hour)
+		sec := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+
+		// Claims to lease, defer or decide go in first, so one Claim takes them all.
+		first := submit(t, s, t0,
+			onTarget("acme", "inflight-1", "102"), onTarget("acme", "inflight-2", "102"),
+			onTarget("beta", "inflight", "105"))
+		submit(t, s, sec(1), onTarget("acme", "expired", "103"))
+		deferred := submit(t, s, sec(2), onTarget("acme", "deferred", "104"), onTarget("delta", "deferred", "109"))
+		due := submit(t, s, sec(3), onTarget("acme", "due", "108"))
+		decided := submit(t, s, sec(4), onTarget("acme", "decided", "107"), onTarget("gamma", "decided", "107"))
+		if got, err := s.Claim(ctx, "w1", 10, time.Minute, t0); err != nil || len(got) != 9 {
+			t.Fatalf("Claim: %d claims, %v; want 9", len(got), err)
+		}
+		// Leases: acme's two hold past now, beta's ends exactly at now (still
+		// in flight), "expired" ended at t0+1m.
+		if n, err := s.ExtendLease(ctx, "w1", first[:2], time.Hour, now); err != nil || n != 2 {
+			t.Fatalf("ExtendLease: %d, %v", n, err)
+		}
+		if n, err := s.ExtendLease(ctx, "w1", first[2:], 0, now); err != nil || n != 1 {
+			t.Fatalf("ExtendLease: %d, %v", n, err)
+		}
+		if n, err := s.Defer(ctx, "w1", []store.Deferral{
+			{ClaimID: deferred[0], NotBefore: now.Add(time.Microsecond)},
+			{ClaimID: deferred[1], NotBefore: now.Add(time.Minute)},
+			{ClaimID: due[0], NotBefore: now}, // due exactly now: ready
+		}); err != nil || n != 3 {
+			t.Fatalf("Defer: %d, %v", n, err)
+		}
+		decideAt(t, s, t0, store.VerdictVerified, decided...)
+		submit(t, s, t0.Add(10*time.Minute), onTarget("acme", "k1", "101"), onTarget("acme", "k2", "101"))
+		submit(t, s, t0.Add(12*time.Minute), onTarget("acme", "k3", "105"), onTarget("acme", "k4", "106"))
+		submit(t, s, t0.Add(14*time.Minute), onTarget("beta", "k1", "101"))
+
+		// 105 fed recently (an earlier sighting saved later does not move it
+		// back), 106 fed long ago and only read since, 102 fed but with no
+		// ready claim, 101 only read.
+		saveEvidence(t, s, webhookAt("105", "c1", now.Add(-10*time.Minute)), webhookAt("106", "c1", now.Add(-2*time.Hour)),
+			webhookAt("102", "c1", now))
+		saveEvidence(t, s, webhookAt("105", "c2", now.Add(-50*time.Minute)),
+			store.EvidenceAction{Target: "106", Edge: "comments", ActionID: "c1", Source: store.SourceGraph, SeenAt: now},
+			store.EvidenceAction{Target: "101", Edge: "comments", ActionID: "c1", Source: store.SourceGraph, SeenAt: now})
+
+		load := func(tenant string, ready, targets, fed int, oldest time.Time, inflight, inflightTargets int) store.TenantLoad {
+			return store.TenantLoad{Tenant: tenant, Ready: ready, ReadyTargets: targets, ReadyFed: fed, OldestReady: oldest,
+				InFlight: inflight, InFlightTargets: inflightTargets}
+		}
+		tests := []struct {
+			name     string
+			fedSince time.Time
+			acmeFed  int
+		}{
+			{"fed in the last half hour", now.Add(-30 * time.Minute), 1},
+			{"fedSince at the sighting", now.Add(-10 * time.Minute), 1},
+			{"fedSince just after the sighting", now.Add(-10*time.Minute + time.Microsecond), 0},
+			{"fed in the last three hours", now.Add(-3 * time.Hour), 2},
+			{"zero fedSince: none fed", time.Time{}, 0},
+		}
+		for _, tt := range tests {
+			// acme: ready are expired (103), due (108), k1 and k2 (101), k3
+			// (105, fed) and k4 (106); the two in flight share 102; its
+			// deferred claim (104) is neither. gamma has no open claim;
+			// delta's only one is deferred.
+			want := loadStrings([]store.TenantLoad{
+				load("acme", 6, 5, tt.acmeFed, sec(1), 2, 1),
+				load("beta", 1, 1, 0, t0.Add(14*time.Minute), 1, 1),
+				load("delta", 0, 0, 0, time.Time{}, 0, 0),
+			})
+			if got := loadStrings(openLoad(t, s, now, tt.fedSince)); !slices.Equal(got, want) {
+				t.Errorf("%s: OpenLoad:\n  %s\nwant\n  %s", tt.name, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+			}
+		}
+
+		// A minute later beta's lease has expired and acme's first deferral is due.
+		want := loadStrings([]store.TenantLoad{
+			load("acme", 7, 6, 1, sec(1), 2, 1),
+			load("beta", 2, 2, 1, t0, 0, 0),
+			load("delta", 1, 1, 0, sec(2), 0, 0),
+		})
+		if got := loadStrings(openLoad(t, s, now.Add(time.Minute), now.Add(-30*time.Minute))); !slices.Equal(got, want) {
+			t.Errorf("OpenLoad a minute later:\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+	})
+}
+
+// The purge deletes webhook sightings older than its cutoff with the
+// evidence: a target last fed before it no longer counts as fed, whatever
+// fedSince.
+func TestPurgeEvidenceForgetsWebhookTargets(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		submit(t, s, t0, onTarget("acme", "k1", "101"), onTarget("acme", "k2", "102"), onTarget("acme", "k3", "103"))
+		saveEvidence(t, s, webhookAt("101", "c1", h(1)), webhookAt("102", "c1", h(2)), webhookAt("103", "c1", h(1)))
+		// 103's action is read by Graph then pushed again by a webhook, in one
+		// call (folded, the Graph sighting's source wins): its target stays
+		// fed.
+		saveEvidence(t, s, store.EvidenceAction{Target: "103", Edge: "comments", ActionID: "c1", Source: store.SourceGraph, SeenAt: h(3)},
+			webhookAt("103", "c1", h(3)))
+		fed := func() int {
+			t.Helper()
+			loads := openLoad(t, s, h(10), t0)
+			if len(loads) != 1 {
+				t.Fatalf("OpenLoad: %v, want acme only", loadStrings(loads))
+			}
+			return loads[0].ReadyFed
+		}
+		if got := fed(); got != 3 {
+			t.Fatalf("ReadyFed before the purge: %d, want 3", got)
+		}
+		if _, err := s.PurgeEvidence(ctx, h(2)); err != nil {
+			t.Fatal(err)
+		}
+		if got := fed(); got != 2 {
+			t.Errorf("ReadyFed after purging before h(2): %d, want 2 (102 at the cutoff and 103 seen again kept)", got)
+		}
+		if _, err := s.PurgeEvidence(ctx, h(3)); err != nil {
+			t.Fatal(err)
+		}
+		if got := fed(); got != 1 {
+			t.Errorf("ReadyFed after purging before h(3): %d, want 1", got)
+		}
+	})
+}
+
+// quotaWorld holds the claims TestClaimQuotas leases from, by key.
+type quotaWorld struct {
+	ids map[string]int64
+	all []int64
+}
+
+// Targets of the quota tests. Each key's claim is named after its tenant and
+// submission order; see newQuotaWorld.
+const (
+	tgtA = "1001"
+	tgtB = "1002"
+	tgtC = "1003"
+	tgtD = "1004"
+	tgtE = "1005" // its claim's lease expired
+	tgtF = "1006" // fed by webhooks lately
+	tgtG = "1007" // fed by webhooks long ago
+	tgtN = "1008" // its claim is deferred
+	tgtX = "1009"
+	tgtY = "1010"
+	tgtZ = "1011"
+)
+
+// newQuotaWorld fills s, as seen at now with webhooks fed since now-30m:
+//
+//	acme  ready:     aE (tgtE, t0-10m, lease expired), a9 (tgtG, t0+30s),
+//	                 a1 (tgtA, 1m), a2 (tgtB, 2m), a3 (tgtC, 3m), a4 (tgtF, 4m),
+//	                 a5 (tgtA, 5m), a6 (tgtC, 6m), a7 (tgtF, 7m), a8 (tgtD, 8m)
+//	      in flight: aI (tgtA, t0-5m); deferred past now: aN (tgtN, t0-20m)
+//	beta  ready:     b1 (tgtF, 1m30s), b2 (tgtX, 2m30s), b3 (tgtY, 9m)
+//	gamma ready:     g1 (tgtZ, t0)
+//
+// Not fed, the acme targets by oldest ready claim are tgtE, tgtG, tgtA, tgtB,
+// tgtC, tgtD; tgtG is fed too with fedSince before now-2h. beta's oldest
+// ready claim is on the fed target: its bound is spent on tgtX, then tgtY.
+func newQuotaWorld(t *testing.T, s store.Store, now time.Time) quotaWorld {
+	t.Helper()
+	ctx := context.Background()
+	w := quotaWorld{ids: map[string]int64{}}
+	add := func(at time.Time, claims ...claim.Claim) []int64 {
+		ids := submit(t, s, at, claims...)
+		for i, c := range claims {
+			w.ids[c.Key] = ids[i]
+		}
+		w.all = append(w.all, ids...)
+		return ids
+	}
+	m := func(n float64) time.Time { return t0.Add(time.Duration(n * float64(time.Minute))) }
+	aN := add(m(-20), onTarget("acme", "aN", tgtN))
+	add(m(-10), onTarget("acme", "aE", tgtE))
+	aI := add(m(-5), onTarget("acme", "aI", tgtA))
+	if got, err := s.Claim(ctx, "earlier", 3, time.Minute, m(-1)); err != nil || len(got) != 3 {
+		t.Fatalf("Claim: %d, %v; want 3", len(got), err)
+	}
+	if n, err := s.ExtendLease(ctx, "earlier", aI, time.Hour, now); err != nil || n != 1 {
+		t.Fatalf("ExtendLease: %d, %v", n, err)
+	}
+	if n, err := s.Defer(ctx, "earlier", []store.Deferral{{ClaimID: aN[0], NotBefore: now.Add(time.Second)}}); err != nil || n != 1 {
+		t.Fatalf("Defer: %d, %v", n, err)
+	}
+	add(m(0), onTarget("gamma", "g1", tgtZ))
+	add(m(0.5), onTarget("acme", "a9", tgtG))
+	add(m(1), onTarget("acme", "a1", tgtA))
+	add(m(1.5), onTarget("beta", "b1", tgtF))
+	add(m(2), onTarget("acme", "a2", tgtB))
+	add(m(2.5), onTarget("beta", "b2", tgtX))
+	add(m(3), onTarget("acme", "a3", tgtC))
+	add(m(4), onTarget("acme", "a4", tgtF))
+	add(m(5), onTarget("acme", "a5", tgtA))
+	add(m(6), onTarget("acme", "a6", tgtC))
+	add(m(7), onTarget("acme", "a7", tgtF))
+	add(m(8), onTarget("acme", "a8", tgtD))
+	add(m(9), onTarget("beta", "b3", tgtY))
+	saveEvidence(t, s, webhookAt(tgtF, "c1", now.Add(-10*time.Minute)), webhookAt(tgtG, "c1", now.Add(-2*time.Hour)),
+		store.EvidenceAction{Target: tgtA, Edge: "comments", ActionID: "c1", Source: store.SourceGraph, SeenAt: now})
+	return w
+}
+
+func (w quotaWorld) idsOf(keys ...string) []int64 {
+	ids := make([]int64, len(keys))
+	for i, k := range keys {
+		ids[i] = w.ids[k]
+	}
+	return ids
+}
+
+func TestClaimQuotas(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, _ string) {
+		now := t0.Add(time.Hour)
+		recent, long := now.Add(-30*time.Minute), now.Add(-3*time.Hour)
+		tests := []struct {
+			name     string
+			quotas   []store.Quota
+			limit    int
+			fedSince time.Time
+			want     []string // keys, oldest first
+		}{
+			{"two targets and the fed ones", []store.Quota{{Tenant: "acme", Targets: 2}}, 100, recent,
+				[]string{"aE", "a9", "a4", "a7"}},
+			{"three targets: every ready claim on them", []store.Quota{{Tenant: "acme", Targets: 3}}, 100, recent,
+				[]string{"aE", "a9", "a1", "a4", "a5", "a7"}},
+			{"no target: fed ones only", []store.Quota{{Tenant: "acme", Targets: 0}}, 100, recent,
+				[]string{"a4", "a7"}},
+			{"no bound", []store.Quota{{Tenant: "acme", Targets: -1}}, 100, recent,
+				[]string{"aE", "a9", "a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"}},
+			{"limit takes the oldest within the quota", []store.Quota{{Tenant: "acme", Targets: 3}}, 4, recent,
+				[]string{"aE", "a9", "a1", "a4"}},
+			{"limit across tenants, beta first", []store.Quota{{Tenant: "beta", Targets: -1}, {Tenant: "acme", Targets: -1}}, 5, recent,
+				[]string{"aE", "a9", "b1", "b2", "b3"}},
+			{"limit across tenants, acme first", []store.Quota{{Tenant: "acme", Targets: -1}, {Tenant: "beta", Targets: -1}}, 11, recent,
+				[]string{"aE", "a9", "a1", "b1", "a2", "a3", "a4", "a5", "a6", "a7", "a8"}},
+			{"fed target shared by tenants", []store.Quota{{Tenant: "beta", Targets: 0}}, 100, recent,
+				[]string{"b1"}},
+			{"each tenant its own bound", []store.Quota{{Tenant: "beta", Targets: 1}, {Tenant: "acme", Targets: 1}}, 100, recent,
+				[]string{"aE", "b1", "b2", "a4", "a7"}},
+			{"zero fedSince: nothing fed", []store.Quota{{Tenant: "acme", Targets: 0}}, 100, time.Time{},
+				nil},
+			{"zero fedSince: fed targets bounded too", []store.Quota{{Tenant: "acme", Targets: 3}}, 100, time.Time{},
+				[]string{"aE", "a9", "a1", "a5"}},
+			{"older fedSince: more targets fed", []store.Quota{{Tenant: "acme", Targets: 1}}, 100, long,
+				[]string{"aE", "a9", "a4", "a7"}},
+			{"unknown tenant", []store.Quota{{Tenant: "nobody", Targets: -1}}, 100, recent,
+				nil},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := openStore(t, testenv.FreshDSN(t, b.name))
+				ctx := context.Background()
+				w := newQuotaWorld(t, s, now)
+				got, err := s.ClaimQuotas(ctx, "w1", tt.quotas, tt.limit, tt.fedSince, time.Minute, now)
+				if err != nil {
+					t.Fatalf("ClaimQuotas: %v", err)
+				}
+				want := w.idsOf(tt.want...)
+				if ids := claimIDs(got); !slices.Equal(ids, want) {
+					t.Fatalf("ClaimQuotas: ids %v, want %v (%v)", ids, want, tt.want)
+				}
+				for _, c := range got {
+					wantAttempts := 1
+					if c.Key == "aE" {
+						wantAttempts = 2
+					}
+					if c.Status != store.StatusLeased || c.LeaseOwner != "w1" || c.Attempts != wantAttempts || !c.LeaseExpiry.Equal(now.Add(time.Minute)) {
+						t.Errorf("claim %s: status %q owner %q attempts %d expiry %v", c.Key, c.Status, c.LeaseOwner, c.Attempts, c.LeaseExpiry)
+					}
+				}
+				// Nothing else was leased: not other tenants', not the
+				// in-flight or deferred claims.
+				stored, err := s.Claims(ctx, w.all)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range stored {
+					if leased := c.LeaseOwner == "w1"; leased != slices.Contains(want, c.ID) {
+						t.Errorf("claim %s: leased to w1 %v, want %v", c.Key, leased, !leased)
+					}
+				}
+			})
+		}
+	})
+}
+
+func TestClaimQuotasEdgeCases(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		now := t0.Add(time.Hour)
+		// Same submission time: ties between targets go by target id, and
+		// claims by id.
+		ids := submit(t, s, t0, onTarget("acme", "k1", "103"), onTarget("acme", "k2", "101"),
+			onTarget("acme", "k3", "102"), onTarget("acme", "k4", "101"))
+		quotas := []store.Quota{{Tenant: "acme", Targets: 2}}
+
+		if _, err := s.ClaimQuotas(ctx, "", quotas, 10, t0, time.Minute, now); err == nil {
+			t.Error("ClaimQuotas with an empty owner succeeded")
+		}
+		if _, err := s.ClaimQuotas(ctx, "w1", []store.Quota{{Tenant: "acme", Targets: 1}, {Tenant: "beta", Targets: 1}, {Tenant: "acme", Targets: 2}}, 10, t0, time.Minute, now); err == nil {
+			t.Error("ClaimQuotas with a tenant twice succeeded")
+		}
+		for _, tt := range []struct {
+			name   string
+			quotas []store.Quota
+			limit  int
+		}{
+			{"limit 0", quotas, 0},
+			{"negative limit", quotas, -1},
+			{"no quotas", nil, 10},
+		} {
+			if got, err := s.ClaimQuotas(ctx, "w1", tt.quotas, tt.limit, t0, time.Minute, now); err != nil || got != nil {
+				t.Errorf("%s: %v, %v; want nil, nil", tt.name, claimIDs(got), err)
+			}
+		}
+
+		got, err := s.ClaimQuotas(ctx, "w1", quotas, 10, t0, time.Minute, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []int64{ids[1], ids[2], ids[3]}; !slices.Equal(claimIDs(got), want) {
+			t.Errorf("ClaimQuotas on tied targets: %v, want %v (targets 101 and 102)", claimIDs(got), want)
+		}
+		// Leased claims are not leased again while the lease holds, even
+		// exactly at its end; after it they are, with the attempt counted.
+		for _, tt := range []struct {
+			name string
+			now  time.Time
+			want []int64
+		}{
+			{"lease holds", now.Add(30 * time.Second), []int64{ids[0]}},
+			{"lease ends exactly now", now.Add(time.Minute), nil},
+			{"lease expired", now.Add(time.Minute + time.Microsecond), []int64{ids[1], ids[2], ids[3]}},
+		} {
+			got, err := s.ClaimQuotas(ctx, "w2", []store.Quota{{Tenant: "acme", Targets: -1}}, 10, t0, time.Hour, tt.now)
+			if err != nil {
+				t.Fatalf("%s: %v", tt.name, err)
+			}
+			if !slices.Equal(claimIDs(got), tt.want) {
+				t.Errorf("%s: claimed %v, want %v", tt.name, claimIDs(got), tt.want)
+			}
+		}
+		if c := getClaim(t, s, ids[1]); c.LeaseOwner != "w2" || c.Attempts != 2 {
+			t.Errorf("after re-lease: owner %q attempts %d, want w2 and 2", c.LeaseOwner, c.Attempts)
+		}
+	})
+}
+
+func TestConcurrentClaimQuotasNeverShare(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		const (
+			perTenant = 120
+			targets   = 12
+			claimers  = 4
+			batch     = 7
+		)
+		now := t0.Add(time.Hour)
+		seed := openStore(t, dsn)
+		tenants := []string{"acme", "beta", "gamma"}
+		// Targets 2000..2011; the even ones fed.
+		var claims []claim.Claim
+		for i := range perTenant {
+			for _, tenant := range tenants {
+				claims = append(claims, onTarget(tenant, fmt.Sprintf("k%d", i), fmt.Sprint(2000+i%targets)))
+			}
+		}
+		submit(t, seed, t0, claims...)
+		for i := 0; i < targets; i += 2 {
+			saveEvidence(t, seed, webhookAt(fmt.Sprint(2000+i), "c1", now))
+		}
+		// gamma's quota of 0 leaves its claims on targets not fed alone.
+		want := perTenant*len(tenants) - perTenant/2
+		quotas := []store.Quota{{Tenant: "acme", Targets: 2}, {Tenant: "beta", Targets: -1}, {Tenant: "gamma", Targets: 0}}
+
+		var (
+			mu     sync.Mutex
+			holder = map[int64]string{}
+			wg     sync.WaitGroup
+			errs   = make(chan error, claimers+1)
+		)
+		claimAll := func(s store.Store, owner string, quotas []store.Quota) {
+			for {
+				got, err := s.ClaimQuotas(context.Background(), owner, quotas, batch, now, time.Hour, now)
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", owner, err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, c := range got {
+					if prev, taken := holder[c.ID]; taken {
+						errs <- fmt.Errorf("claim %d handed to %s and %s", c.ID, prev, owner)
+					}
+					holder[c.ID] = owner
+				}
+				mu.Unlock()
+			}
+		}
+		for w := range claimers {
+			s := openStore(t, dsn)
+			owner := fmt.Sprintf("worker-%d", w)
+			// Each in its own tenant order, so they collide on every tenant.
+			q := append(slices.Clone(quotas[w%len(quotas):]), quotas[:w%len(quotas)]...)
+			wg.Go(func() { claimAll(s, owner, q) })
+		}
+		wg.Wait()
+		// A claimer may stop early on PostgreSQL, finding the claims of the
+		// targets it picked locked by another; one more pass takes the rest.
+		claimAll(seed, "sweeper", quotas)
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if len(holder) != want {
+			t.Errorf("%d distinct claims leased, want %d", len(holder), want)
+		}
+	})
+}
+
+// Migration 00004 goes down and up again on a database holding claims and
+// webhook sightings.
+func TestMigrationClaimQuotasDown(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		submit(t, s, t0, onTarget("acme", "k1", "101"))
+		saveEvidence(t, s, webhookAt("101", "c1", t0))
+		raw := closeAndMigrateDown(t, s, b, dsn, 3)
+		if _, err := raw.Exec(`SELECT 1 FROM webhook_targets`); err == nil {
+			t.Error("webhook_targets still exists after down")
+		}
+		indexQuery := map[string]string{
+			testenv.SQLite:   `SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = 'claims_open_by_tenant'`,
+			testenv.Postgres: `SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'claims_open_by_tenant'`,
+		}[b.name]
+		var n int
+		if err := raw.QueryRow(indexQuery).Scan(&n); err != nil || n != 0 {
+			t.Errorf("claims_open_by_tenant after down: %d, %v; want 0", n, err)
+		}
+		// Only 00004 went down.
+		if _, err := raw.Exec(`SELECT 1 FROM evidence`); err != nil {
+			t.Errorf("evidence after down to 3: %v", err)
+		}
+
+		s = openStore(t, dsn) // migrates up again
+		fed := func() int {
+			t.Helper()
+			loads := openLoad(t, s, t0, t0)
+			if len(loads) != 1 {
+				t.Fatalf("OpenLoad: %v, want acme only", loadStrings(loads))
+			}
+			return loads[0].ReadyFed
+		}
+		// The sightings went with the table: the target counts as fed again
+		// from its next webhook.
+		if got := fed(); got != 0 {
+			t.Errorf("ReadyFed after down and up: %d, want 0", got)
+		}
+		saveEvidence(t, s, webhookAt("101", "c1", t0))
+		if got := fed(); got != 1 {
+			t.Errorf("ReadyFed after a new webhook: %d, want 1", got)
+		}
+		got, err := s.ClaimQuotas(ctx, "w1", []store.Quota{{Tenant: "acme", Targets: 0}}, 10, t0, time.Minute, t0)
+		if err != nil || len(got) != 1 {
+			t.Errorf("ClaimQuotas after down and up: %v, %v; want one claim", claimIDs(got), err)
+		}
+	})
+}

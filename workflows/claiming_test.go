@@ -1,0 +1,127 @@
+package workflows_test
+
+import (
+	"context"
+	"fmt"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/metasim"
+	"github.com/socialproof/verifier/internal/secret"
+	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/testenv"
+	"github.com/socialproof/verifier/workflows"
+)
+
+// A premium tenant with a slow token (24 calls an hour: 4 reads in a
+// 10-minute claim horizon) floods the queue with comment claims
+// on 30 posts, ahead of three standard tenants. Budget-aware claiming leases
+// the slow tenant's claims a few targets at a time and fills each run with the
+// others' claims, which are decided at once instead of waiting behind the
+// flood; the slow tenant's claims wait pending, not leased.
+func TestClaimingLeasesNoMoreThanATokenCanRead(t *testing.T) {
+	ctx := context.Background()
+	const speed, appSecret = 60, "claiming-test-secret"
+	sim := metasim.New(metasim.Config{Seed: 5, Brands: 4, Premium: 1, MediaPerBrand: 30, PostsPerBrand: 1,
+		Speed: speed, AppSecret: appSecret,
+		PlatformBudget: metasim.Budget{Calls: 20_000, Window: time.Hour},
+		TenantBudget:   metasim.Budget{Calls: 24, Window: time.Hour}})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	st, _ := testenv.OpenStore(t, testenv.SQLite)
+	world, _ := testenv.SeedWorld(t, sim, st)
+	var slow string
+	var others []string
+	for _, tn := range world.Tenants {
+		if tn.Tier == store.TierPremium {
+			slow = tn.ID
+		} else {
+			others = append(others, tn.ID)
+		}
+	}
+
+	gen := func(n int, tenants ...string) []claim.Claim {
+		var out []claim.Claim
+		for _, g := range sim.GenerateClaims(n, metasim.ClaimOptions{FraudRate: 0.1, Tenants: tenants,
+			Kinds: map[string]float64{metasim.KindIGComment: 1}}) {
+			c, err := claim.Parse(g.Line)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, c)
+		}
+		return out
+	}
+	// Submitted before anything runs: the flood is older than the rest.
+	flood := submitAll(t, st, gen(3000, slow)).accepted
+	rest := submitAll(t, st, gen(300, others...)).accepted
+
+	cfg := config.Default()
+	cfg.Speed = speed
+	cfg.Mode = workflows.ModeVerify
+	cfg.ClaimHorizon = 10 * time.Minute
+	cfg.BatchSize = 100 // unaware, the first 30 runs would lease nothing but the flood
+	c := testenv.DevServer(t)
+	startWorker(t, c, &activities.Activities{
+		Store:           st,
+		Graph:           graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
+		PlatformTokenID: world.PlatformToken,
+		Speed:           speed,
+	})
+	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
+
+	// 24 calls an hour within 10 minutes: 4 reads, one for each target in
+	// flight at most.
+	const maxSlowTargets = 4
+	start := time.Now()
+	peakTargets, peakLeased := 0, 0
+	testenv.Eventually(t, 90*time.Second, 200*time.Millisecond, "the other tenants' claims decided", func() (bool, string) {
+		loads, err := st.OpenLoad(ctx, time.Now(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		othersOpen := 0
+		for _, l := range loads {
+			if l.Tenant == slow {
+				peakTargets, peakLeased = max(peakTargets, l.InFlightTargets), max(peakLeased, l.InFlight)
+			} else {
+				othersOpen += l.Ready + l.InFlight
+			}
+		}
+		return othersOpen == 0, fmt.Sprintf("others open=%d; slow tenant peak %d targets, %d claims leased", othersOpen, peakTargets, peakLeased)
+	})
+	took := time.Since(start)
+
+	decided, err := st.Decided(ctx, store.ExportFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := sim.Truth()
+	slowDecided, wrong := 0, 0
+	for _, cl := range decided {
+		if cl.Tenant == slow {
+			slowDecided++
+		}
+		genuine := truth[cl.Tenant+"/"+cl.Key]
+		if (cl.Verdict == store.VerdictVerified) != genuine {
+			wrong++
+			t.Errorf("%s/%s (genuine %v) decided %s: %s", cl.Tenant, cl.Key, genuine, cl.Verdict, cl.Evidence)
+		}
+	}
+	t.Logf("FIGURES claiming: %d claims of 3 standard tenants decided in %v behind a flood of %d on a 24 calls/h token; the slow tenant held at most %d targets (%d claims) leased, %d decided meanwhile; %d Graph calls",
+		rest, took.Round(100*time.Millisecond), flood, peakTargets, peakLeased, slowDecided, len(sim.Requests()))
+	if peakTargets > maxSlowTargets {
+		t.Errorf("the slow tenant held claims on %d targets leased, want at most %d (what its token reads in the horizon)", peakTargets, maxSlowTargets)
+	}
+	if peakTargets == 0 {
+		t.Errorf("the slow tenant never had a claim leased: it must still make progress")
+	}
+}
