@@ -19,10 +19,13 @@ func TestReplay(t *testing.T) {
 	// limiter_continued.json is a limiter run that ended in continue-as-new.
 	// *_before_governor.json predate the Governor (workflow.GetVersion
 	// "governor" and "hybrid-modes").
+	// tenantbatch_before_lease_while_queued.json predates lease extensions
+	// while a batch waits for a busy limiter ("lease-while-queued").
 	for _, file := range []string{
 		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
 		"limiter.json", "limiter_continued.json", "governor.json", "audit.json", "evidence_purge.json",
 		"dispatcher_before_governor.json", "tenantbatch_before_governor.json", "tenantbatch_unpaced.json",
+		"tenantbatch_before_lease_while_queued.json",
 	} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()

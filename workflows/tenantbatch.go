@@ -154,6 +154,9 @@ type tenantBatch struct {
 	// storedFirst: first checks outside sampling decide from stored
 	// evidence only (version 1 of changeStoredFirst).
 	storedFirst bool
+	// leaseWhileQueued: the lease is kept over waits for a limiter that has
+	// no permit to give yet, not only over waits for granted permits.
+	leaseWhileQueued bool
 	sampling    bool // a sample is being checked: its claims need a real first check
 	checked     int  // claims checked so far, for the calls-per-claim estimate
 }
@@ -182,6 +185,7 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	b.paced = workflow.GetVersion(ctx, changeLimiterPermits, workflow.DefaultVersion, 1) == 1
 	hybrid := workflow.GetVersion(ctx, changeHybrid, workflow.DefaultVersion, 1) == 1
 	b.storedFirst = hybrid && workflow.GetVersion(ctx, changeStoredFirst, workflow.DefaultVersion, 1) == 1
+	b.leaseWhileQueued = b.storedFirst && workflow.GetVersion(ctx, changeLeaseWhileQueued, workflow.DefaultVersion, 1) == 1
 	b.leaseUntil = workflow.Now(ctx).Add(b.in.LeaseTTL)
 
 	var plan activities.Plan
@@ -335,6 +339,10 @@ func (b *tenantBatch) recheck(ctx workflow.Context, rechecks []recheck) error {
 // changeHybrid versions the Governor's modes (honor, per-user risk, the
 // premium fallback to the platform token).
 const changeHybrid = "hybrid-modes"
+
+// changeLeaseWhileQueued versions lease extensions while a batch waits for
+// a limiter with no permit to give yet.
+const changeLeaseWhileQueued = "lease-while-queued"
 
 // initialPermits is what a batch's first chunk reserves before it knows
 // its calls per claim (a chunk spans a few targets, a read each).
@@ -610,7 +618,13 @@ func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInp
 			break
 		}
 		// Other callers hold the permits due soon: ask again when ours come.
-		if err := workflow.Sleep(ctx, max(resp.RetryAt.Sub(workflow.Now(ctx)), resp.Spacing)); err != nil {
+		wait := max(resp.RetryAt.Sub(workflow.Now(ctx)), resp.Spacing)
+		if b.leaseWhileQueued {
+			// A busy token can keep a batch asking for longer than the
+			// lease: another dispatch would take the claims and ask too.
+			b.holdLease(ctx, remaining, workflow.Now(ctx).Add(wait))
+		}
+		if err := workflow.Sleep(ctx, wait); err != nil {
 			return in, ctx, false
 		}
 	}
@@ -618,14 +632,7 @@ func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInp
 	first, last := resp.Permits[0].At, resp.Permits[len(resp.Permits)-1].At
 	now := workflow.Now(ctx)
 	// Claims wait for their turn leased, or another dispatch would take them.
-	if last.Add(b.in.LeaseTTL / 2).After(b.leaseUntil) {
-		need := last.Add(b.in.LeaseTTL)
-		if err := workflow.ExecuteActivity(sctx, a.ExtendLease, activities.ExtendLeaseInput{
-			Owner: b.in.LeaseOwner, ClaimIDs: remaining, TTL: need.Sub(now),
-		}).Get(ctx, nil); err == nil {
-			b.leaseUntil = need
-		}
-	}
+	b.holdLease(ctx, remaining, last)
 	if wait := first.Sub(now); wait > 0 {
 		_ = workflow.Sleep(ctx, wait)
 	}
@@ -635,6 +642,22 @@ func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInp
 	span := max(last.Sub(workflow.Now(ctx)), time.Duration(n)*resp.Spacing*3/2)
 	opts.StartToCloseTimeout = max(opts.StartToCloseTimeout, span+2*time.Minute)
 	return in, workflow.WithActivityOptions(ctx, opts), true
+}
+
+// holdLease keeps claims leased until at least until (and a lease TTL more),
+// extending the lease only when it would end within half a TTL of until.
+// A failed extension is not fatal: the next one tries again.
+func (b *tenantBatch) holdLease(ctx workflow.Context, ids []int64, until time.Time) {
+	if !until.Add(b.in.LeaseTTL / 2).After(b.leaseUntil) {
+		return
+	}
+	var a *activities.Activities
+	need := until.Add(b.in.LeaseTTL)
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, storeActivityOptions), a.ExtendLease, activities.ExtendLeaseInput{
+		Owner: b.in.LeaseOwner, ClaimIDs: ids, TTL: need.Sub(workflow.Now(ctx)),
+	}).Get(ctx, nil); err == nil {
+		b.leaseUntil = need
+	}
 }
 
 func (b *tenantBatch) deferFailed(failed []activities.Failed) {

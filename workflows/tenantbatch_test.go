@@ -168,3 +168,49 @@ func TestTenantBatchAnswersProgressQuery(t *testing.T) {
 	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(1))
 	require.NoError(t, env.GetWorkflowError())
 }
+
+// A limiter with no permit to give for longer than the lease: the batch
+// keeps its claims leased while it asks again, or the next dispatch would
+// lease them to a second batch that would queue for the same permits.
+func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	a := &activities.Activities{}
+	env.RegisterActivity(a)
+	env.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
+
+	in := batchInput(1, 2)
+	leaseEnd := env.Now().Add(in.LeaseTTL)
+	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
+		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2},
+	}, nil)
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly })).
+		Return(activities.VerifyResult{Absent: []int64{1, 2}}, nil).Once()
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExtendLeaseInput) (int, error) {
+		require.Equal(t, []int64{1, 2}, in.ClaimIDs)
+		leaseEnd = env.Now().Add(in.TTL)
+		return len(in.ClaimIDs), nil
+	})
+	// Three answers of "ask again in 25 minutes" (the lease is 10), then permits.
+	asked := 0
+	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
+		require.True(t, env.Now().Before(leaseEnd), "claims unleased at %v (lease ended %v)", env.Now(), leaseEnd)
+		asked++
+		if asked <= 3 {
+			return limiter.ReserveResponse{RetryAt: env.Now().Add(25 * time.Minute), Spacing: 18 * time.Second}, nil
+		}
+		return grant(env.Now(), in.N, 0), nil
+	})
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.StoredOnly })).
+		Return(func(_ context.Context, _ activities.VerifyInput) (activities.VerifyResult, error) {
+			require.True(t, env.Now().Before(leaseEnd), "claims unleased when read")
+			return activities.VerifyResult{Verified: 2, Calls: 1}, nil
+		}).Once()
+
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, in)
+	require.NoError(t, env.GetWorkflowError())
+	var p workflows.Progress
+	require.NoError(t, env.GetWorkflowResult(&p))
+	require.Equal(t, 2, p.Verified)
+	require.Equal(t, 4, asked)
+}
