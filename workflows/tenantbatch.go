@@ -157,8 +157,8 @@ type tenantBatch struct {
 	// leaseWhileQueued: the lease is kept over waits for a limiter that has
 	// no permit to give yet, not only over waits for granted permits.
 	leaseWhileQueued bool
-	sampling    bool // a sample is being checked: its claims need a real first check
-	checked     int  // claims checked so far, for the calls-per-claim estimate
+	sampling         bool // a sample is being checked: its claims need a real first check
+	checked          int  // claims checked so far, for the calls-per-claim estimate
 }
 
 // changeLimiterPermits versions the switch to limiter permits.
