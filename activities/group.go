@@ -75,6 +75,9 @@ type outcome struct {
 	source string // store.SourceGraph or store.SourceWebhook: where the proof came from
 	ev     Evidence
 	err    error // the claim could not be checked (the read failed)
+	// unread: a stored-only check found neither proof nor coverage; the
+	// claim waits for a read, even on a final check.
+	unread bool
 }
 
 // known is the evidence held for one target edge: stored actions (from
@@ -145,7 +148,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 	}
 	if storedOnly {
 		for _, c := range open {
-			outs = append(outs, outcome{claim: c, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Reason: "not read yet"}})
+			outs = append(outs, outcome{claim: c, unread: true, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Reason: "not read yet"}})
 		}
 		return outs, nil, nil, 0
 	}

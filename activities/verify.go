@@ -136,6 +136,8 @@ type VerifyInput struct {
 	// StoredOnly: decide from stored evidence (webhooks, earlier reads) and
 	// make no call; what it does not prove comes back Absent. A first check
 	// needs no read: the re-check after the grace delay reads once for all.
+	// With Final, stored coverage read after a claim's grace delay rejects
+	// it; a claim neither proven nor covered still comes back Absent.
 	StoredOnly bool `json:",omitempty"`
 	// Audit: the claims are provisional approvals to audit. Proof found
 	// confirms one (store.MarkAudited); none revokes it with the evidence of
@@ -258,6 +260,8 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 		case errors.Is(err, errOutOfPermits):
 			outOfPermits = true
 			res.NeedPermits = append(res.NeedPermits, c.ID)
+		case o.unread:
+			res.Absent = append(res.Absent, c.ID)
 		case err == nil && o.found && in.Audit:
 			confirmed = append(confirmed, c.ID)
 		case err == nil && o.found:
@@ -333,7 +337,7 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			continue
 		}
 		if in.StoredOnly {
-			apply(outcome{claim: c, ev: Evidence{Object: c.Target, Reason: "not read yet"}})
+			apply(outcome{claim: c, unread: true, ev: Evidence{Object: c.Target, Reason: "not read yet"}})
 			continue
 		}
 		activity.RecordHeartbeat(ctx, len(groups)+i)

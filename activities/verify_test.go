@@ -362,3 +362,44 @@ func TestRejectedClaimMakesItsUserRisky(t *testing.T) {
 		t.Fatalf("the flag outlived its TTL: %v %v", later, err)
 	}
 }
+
+// A final check from stored evidence alone rejects only claims that a stored
+// read covers; a claim nothing has read yet waits for a read, never rejected.
+func TestStoredOnlyFinalCheckRejectsOnlyCoveredClaims(t *testing.T) {
+	h := newHarness(t)
+	claims := h.submit(t, "brand-01", 60, 0.3, map[string]float64{"ig_comment": 1, "fb_comment": 1, "ig_mention": 1})
+	ids := make([]int64, len(claims))
+	for i, c := range claims {
+		ids[i] = c.ID
+	}
+	storedFinal := func() activities.VerifyResult {
+		v, err := h.env.ExecuteActivity(h.acts.VerifyClaims, activities.VerifyInput{
+			TenantID: "brand-01", TokenID: "platform", ClaimIDs: ids, LeaseOwner: owner, LeaseTTL: time.Hour, Final: true, StoredOnly: true,
+		})
+		if err != nil {
+			t.Fatalf("VerifyClaims: %v", err)
+		}
+		var res activities.VerifyResult
+		if err := v.Get(&res); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	before := storedFinal()
+	if before.Rejected != 0 || before.Verified != 0 || before.Calls != 0 || len(before.Absent) != len(claims) {
+		t.Fatalf("nothing stored yet: verified %d, rejected %d, %d calls, %d absent of %d", before.Verified, before.Rejected, before.Calls, len(before.Absent), len(claims))
+	}
+	// A first check reads every target once and stores what it saw.
+	first := h.verify(t, "brand-01", "platform", claims, false)
+	after := storedFinal()
+	mentions := 0
+	for _, c := range claims {
+		if c.Kind == claim.IGMention && !h.truth[c.Tenant+"/"+c.Key] {
+			mentions++
+		}
+	}
+	if after.Calls != 0 || after.Rejected != len(first.Absent)-mentions || len(after.Absent) != mentions {
+		t.Fatalf("stored final check after a read: rejected %d, absent %d, %d calls; want %d rejected (absent minus %d unread mentions), no call",
+			after.Rejected, len(after.Absent), after.Calls, len(first.Absent)-mentions, mentions)
+	}
+}

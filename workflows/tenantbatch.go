@@ -321,6 +321,14 @@ func (b *tenantBatch) recheck(ctx workflow.Context, rechecks []recheck) error {
 	}
 	b.setPhase(ctx, "rechecking")
 	b.progress.AwaitingRecheck = 0
+	if b.storedFirst && workflow.GetVersion(ctx, changeRecheckStored, workflow.DefaultVersion, 1) == 1 {
+		// What webhooks or other batches' reads brought during the grace
+		// delay decides claims now, with no call: only the rest queues for
+		// the token's permits (behind other batches, on a busy token).
+		for i := range rechecks {
+			rechecks[i].ids = b.checkStored(ctx, rechecks[i].tokenID, rechecks[i].ids)
+		}
+	}
 	for _, rc := range rechecks {
 		if b.storedFirst {
 			// The re-check is now most claims' only read: it retries
@@ -339,6 +347,40 @@ func (b *tenantBatch) recheck(ctx workflow.Context, rechecks []recheck) error {
 // changeHybrid versions the Governor's modes (honor, per-user risk, the
 // premium fallback to the platform token).
 const changeHybrid = "hybrid-modes"
+
+// changeRecheckStored versions the stored-evidence pass that opens a
+// re-check, before any permit is reserved.
+const changeRecheckStored = "recheck-stored"
+
+// checkStored decides claims from stored evidence alone, as a final check
+// (a stored read made after a claim's grace delay rejects it), and returns
+// the claims it could not decide. A failed activity decides nothing: its
+// claims go on to be read.
+func (b *tenantBatch) checkStored(ctx workflow.Context, tokenID string, ids []int64) []int64 {
+	var a *activities.Activities
+	actx := workflow.WithActivityOptions(ctx, graphActivityOptions)
+	var rest []int64
+	for start := 0; start < len(ids); start += storedOnlyChunk {
+		chunk := ids[start:min(start+storedOnlyChunk, len(ids))]
+		var r activities.VerifyResult
+		if err := workflow.ExecuteActivity(actx, a.VerifyClaims, activities.VerifyInput{
+			TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: chunk,
+			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: true, Grace: b.s.RecheckDelay,
+			StoredOnly: true,
+		}).Get(ctx, &r); err != nil {
+			workflow.GetLogger(ctx).Warn("stored-evidence re-check failed; its claims are read instead", "claims", len(chunk), "error", err)
+			rest = append(rest, chunk...)
+			continue
+		}
+		b.progress.Verified += r.Verified
+		b.progress.Rejected += r.Rejected
+		rest = append(rest, r.Absent...)
+		for _, f := range r.Deferred {
+			rest = append(rest, f.ClaimID)
+		}
+	}
+	return rest
+}
 
 // changeLeaseWhileQueued versions lease extensions while a batch waits for
 // a limiter with no permit to give yet.

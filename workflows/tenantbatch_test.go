@@ -66,7 +66,14 @@ func TestTenantBatchDecidesByRuleVerifiesAndRechecksAbsentClaims(t *testing.T) {
 		return !in.Final && in.StoredOnly && len(in.ClaimIDs) == 3 && in.Permits == nil
 	})).Return(activities.VerifyResult{Verified: 1, ByWebhook: 1, Absent: []int64{2, 3}}, nil).Once()
 	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil).Once()
-	// After the grace delay, one read settles the rest: 3 is proven, 2 is not.
+	// After the grace delay, stored evidence first, with no permit: a
+	// webhook that came meanwhile could prove them; none did here.
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.Final && in.StoredOnly })).
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			require.Equal(t, []int64{2, 3}, in.ClaimIDs)
+			return activities.VerifyResult{Absent: []int64{2, 3}}, nil
+		}).Once()
+	// Then one read settles the rest: 3 is proven, 2 is not.
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.Final && !in.StoredOnly })).
 		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
 			recheckAt = env.Now()
@@ -94,7 +101,7 @@ func TestTenantBatchHandsBackClaimsItCannotCheck(t *testing.T) {
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly })).
 		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
 			return activities.VerifyResult{Absent: in.ClaimIDs}, nil
-		}).Once()
+		}).Twice() // the first check and the re-check's stored pass
 	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil)
 	// Chunk {1,2}: a transient failure for 2 that succeeds on the next pass.
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.ClaimIDs[0] == 1 && !in.StoredOnly })).
@@ -185,7 +192,7 @@ func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
 		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2},
 	}, nil)
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly })).
-		Return(activities.VerifyResult{Absent: []int64{1, 2}}, nil).Once()
+		Return(activities.VerifyResult{Absent: []int64{1, 2}}, nil).Twice() // the first check and the re-check's stored pass
 	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExtendLeaseInput) (int, error) {
 		require.Equal(t, []int64{1, 2}, in.ClaimIDs)
 		leaseEnd = env.Now().Add(in.TTL)
@@ -213,4 +220,35 @@ func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&p))
 	require.Equal(t, 2, p.Verified)
 	require.Equal(t, 4, asked)
+}
+
+// Evidence that arrives during the grace delay (a late webhook, another
+// batch's read) decides claims at the re-check without a permit: only the
+// claims it leaves open wait for the token.
+func TestTenantBatchRecheckDecidesFromStoredEvidenceBeforeReading(t *testing.T) {
+	env, a := newEnv(t)
+	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
+		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2, 3},
+	}, nil)
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly && !in.Final })).
+		Return(activities.VerifyResult{Absent: []int64{1, 2, 3}}, nil).Once()
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(3, nil)
+	// 1 is proven by a webhook that came during the grace delay, 2 is
+	// disproven by a read another batch made after its grace delay.
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly && in.Final })).
+		Return(activities.VerifyResult{Verified: 1, ByWebhook: 1, Rejected: 1, Absent: []int64{3}}, nil).Once()
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.StoredOnly })).
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			require.Equal(t, []int64{3}, in.ClaimIDs, "only the undecided claim is read")
+			return activities.VerifyResult{Verified: 1, Calls: 1}, nil
+		}).Once()
+
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(1, 2, 3))
+	require.NoError(t, env.GetWorkflowError())
+	var p workflows.Progress
+	require.NoError(t, env.GetWorkflowResult(&p))
+	require.Equal(t, 2, p.Verified)
+	require.Equal(t, 1, p.Rejected)
+	require.Equal(t, 1, p.Calls)
+	env.AssertExpectations(t)
 }
