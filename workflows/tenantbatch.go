@@ -157,6 +157,11 @@ type tenantBatch struct {
 	// leaseWhileQueued: the lease is kept over waits for a limiter that has
 	// no permit to give yet, not only over waits for granted permits.
 	leaseWhileQueued bool
+	// recheckStored: a re-check decides from stored evidence before it
+	// reads, and again at most every grace delay while it waits for permits
+	// (another batch's read of the same target may settle its claims).
+	recheckStored   bool
+	storedCheckedAt time.Time
 	sampling         bool // a sample is being checked: its claims need a real first check
 	checked          int  // claims checked so far, for the calls-per-claim estimate
 }
@@ -324,7 +329,9 @@ func (b *tenantBatch) recheck(ctx workflow.Context, rechecks []recheck) error {
 	if b.storedFirst && workflow.GetVersion(ctx, changeRecheckStored, workflow.DefaultVersion, 1) == 1 {
 		// What webhooks or other batches' reads brought during the grace
 		// delay decides claims now, with no call: only the rest queues for
-		// the token's permits (behind other batches, on a busy token).
+		// the token's permits (behind other batches, on a busy token), and
+		// looks again while it waits (see awaitPermits).
+		b.recheckStored, b.storedCheckedAt = true, workflow.Now(ctx)
 		for i := range rechecks {
 			rechecks[i].ids = b.checkStored(ctx, rechecks[i].tokenID, rechecks[i].ids)
 		}
@@ -623,6 +630,10 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 				results = append(results, r)
 				continue
 			}
+			if len(in.ClaimIDs) == 0 {
+				continue // decided from stored evidence while it waited
+			}
+			chunk = in.ClaimIDs
 		}
 		f := workflow.ExecuteActivity(cctx, a.VerifyClaims, in)
 		selector.AddFuture(f, collect(chunk))
@@ -660,6 +671,12 @@ func (b *tenantBatch) awaitPermits(ctx workflow.Context, in activities.VerifyInp
 			break
 		}
 		// Other callers hold the permits due soon: ask again when ours come.
+		if b.recheckStored && in.Final && !workflow.Now(ctx).Before(b.storedCheckedAt.Add(b.s.RecheckDelay)) {
+			b.storedCheckedAt = workflow.Now(ctx)
+			if in.ClaimIDs = b.checkStored(ctx, in.TokenID, in.ClaimIDs); len(in.ClaimIDs) == 0 {
+				return in, ctx, true // settled by other reads: nothing to call for
+			}
+		}
 		wait := max(resp.RetryAt.Sub(workflow.Now(ctx)), resp.Spacing)
 		if b.leaseWhileQueued {
 			// A busy token can keep a batch asking for longer than the

@@ -191,8 +191,14 @@ func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
 	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
 		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2},
 	}, nil)
+	// Stored evidence never settles them: the first check, the re-check's
+	// stored pass, and a look every grace delay while the limiter is busy.
+	storedChecks := 0
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly })).
-		Return(activities.VerifyResult{Absent: []int64{1, 2}}, nil).Twice() // the first check and the re-check's stored pass
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			storedChecks++
+			return activities.VerifyResult{Absent: in.ClaimIDs}, nil
+		})
 	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExtendLeaseInput) (int, error) {
 		require.Equal(t, []int64{1, 2}, in.ClaimIDs)
 		leaseEnd = env.Now().Add(in.TTL)
@@ -220,6 +226,7 @@ func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
 	require.NoError(t, env.GetWorkflowResult(&p))
 	require.Equal(t, 2, p.Verified)
 	require.Equal(t, 4, asked)
+	require.Equal(t, 4, storedChecks, "first check, re-check, and before each of the 2 later asks")
 }
 
 // Evidence that arrives during the grace delay (a late webhook, another

@@ -47,7 +47,8 @@ type ClaimDemand struct {
 	// claims are not bounded by the budget.
 	Reads bool
 	// ReadyTargets counts the targets with claimable claims, not fed by
-	// webhooks; InFlightTargets those the tenant's running batches hold.
+	// webhooks; InFlightTargets those the tenant's running batches hold,
+	// once per batch (each batch reads its own).
 	ReadyTargets    int
 	InFlightTargets int
 }

@@ -500,9 +500,9 @@ func (s *sqlStore) OpenLoad(ctx context.Context, now, fedSince time.Time) ([]Ten
 			SUM(ready), COUNT(DISTINCT CASE WHEN ready = 1 THEN target END),
 			COUNT(DISTINCT CASE WHEN ready = 1 AND fed = 1 THEN target END),
 			MIN(CASE WHEN ready = 1 THEN submitted_at END),
-			SUM(in_flight), COUNT(DISTINCT CASE WHEN in_flight = 1 THEN target END)
+			SUM(in_flight), COUNT(DISTINCT CASE WHEN in_flight = 1 THEN lease_owner || ' ' || target END)
 		FROM (
-			SELECT c.tenant_id, c.target, c.submitted_at,
+			SELECT c.tenant_id, c.target, c.submitted_at, c.lease_owner,
 				CASE WHEN `+claimable+` THEN 1 ELSE 0 END AS ready,
 				CASE WHEN status = 'leased' AND lease_expires_at >= ? THEN 1 ELSE 0 END AS in_flight,
 				CASE WHEN w.target IS NULL THEN 0 ELSE 1 END AS fed

@@ -201,13 +201,16 @@ type Coverage struct {
 // TenantLoad is one tenant's open claims, counted by target: what the
 // Dispatcher needs to claim no more than a tenant's token can decide soon.
 type TenantLoad struct {
-	Tenant          string
-	Ready           int       // claimable now: pending and not deferred past now, or leased with an expired lease
-	ReadyTargets    int       // distinct targets among Ready
-	ReadyFed        int       // of ReadyTargets, those fed by webhooks (see Quota)
-	OldestReady     time.Time // submitted_at of the oldest Ready claim (zero when Ready is 0)
-	InFlight        int       // leased, lease still holding (expires at or after now)
-	InFlightTargets int       // distinct targets among InFlight
+	Tenant       string
+	Ready        int       // claimable now: pending and not deferred past now, or leased with an expired lease
+	ReadyTargets int       // distinct targets among Ready
+	ReadyFed     int       // of ReadyTargets, those fed by webhooks (see Quota)
+	OldestReady  time.Time // submitted_at of the oldest Ready claim (zero when Ready is 0)
+	InFlight     int       // leased, lease still holding (expires at or after now)
+	// InFlightTargets counts the targets among InFlight once per lease
+	// owner: each batch reads its own targets, so two batches holding
+	// claims on one target will make two reads.
+	InFlightTargets int
 }
 
 // Quota bounds what ClaimQuotas leases for one tenant.

@@ -2549,3 +2549,27 @@ func TestMigrationClaimQuotasDown(t *testing.T) {
 		}
 	})
 }
+
+// Each batch reads its own targets: claims on one target held by two lease
+// owners count as two targets in flight.
+func TestOpenLoadCountsInFlightTargetsPerLeaseOwner(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		submit(t, s, t0, onTarget("acme", "a1", "201"), onTarget("acme", "a2", "202"))
+		if got, err := s.Claim(ctx, "batch-1", 10, time.Hour, t0); err != nil || len(got) != 2 {
+			t.Fatalf("Claim: %d, %v", len(got), err)
+		}
+		submit(t, s, t0.Add(time.Second), onTarget("acme", "a3", "201"), onTarget("acme", "a4", "201"))
+		if got, err := s.Claim(ctx, "batch-2", 10, time.Hour, t0); err != nil || len(got) != 2 {
+			t.Fatalf("Claim: %d, %v", len(got), err)
+		}
+		loads, err := s.OpenLoad(ctx, t0.Add(time.Minute), t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(loads) != 1 || loads[0].InFlight != 4 || loads[0].InFlightTargets != 3 {
+			t.Fatalf("OpenLoad = %+v, want 4 claims in flight on 3 (owner, target) pairs", loads)
+		}
+	})
+}
