@@ -162,8 +162,8 @@ type tenantBatch struct {
 	// (another batch's read of the same target may settle its claims).
 	recheckStored   bool
 	storedCheckedAt time.Time
-	sampling         bool // a sample is being checked: its claims need a real first check
-	checked          int  // claims checked so far, for the calls-per-claim estimate
+	sampling        bool // a sample is being checked: its claims need a real first check
+	checked         int  // claims checked so far, for the calls-per-claim estimate
 }
 
 // changeLimiterPermits versions the switch to limiter permits.
