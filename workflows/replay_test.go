@@ -20,7 +20,8 @@ func TestReplay(t *testing.T) {
 	// *_before_governor.json predate the Governor (workflow.GetVersion
 	// "governor" and "hybrid-modes").
 	// tenantbatch_before_lease_while_queued.json predates lease extensions
-	// while a batch waits for a busy limiter ("lease-while-queued").
+	// while a batch waits for a busy limiter ("lease-while-queued") and the
+	// re-check's stored-evidence passes ("recheck-stored").
 	for _, file := range []string{
 		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
 		"limiter.json", "limiter_continued.json", "governor.json", "audit.json", "evidence_purge.json",
