@@ -37,9 +37,12 @@ test: $(TEMPORAL)
 	TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 14m ./...
 
 ## evidence-hour: the grouped-evidence scenario over a whole platform hour
-## (20,000 comment claims, with and without webhooks), printing its figures
+## (20,000 comment claims, with and without webhooks): what is decided, with
+## what evidence, one platform hour after the last arrival (log in bin/)
 evidence-hour: $(TEMPORAL)
-	EVIDENCE_MINUTES=60 TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 30m -run TestGroupedReadsAndWebhooksProveClaimsUnderThePlansBudget -v ./workflows | grep -E 'FIGURES|webhooks:|^(--- |ok|FAIL)'
+	@mkdir -p $(BIN)
+	EVIDENCE_MINUTES=60 TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 30m -run TestGroupedReadsAndWebhooksProveClaimsUnderThePlansBudget -v ./workflows > $(BIN)/evidence-hour.log 2>&1; \
+	rc=$$?; grep -E 'FIGURES|calls by|webhooks:|want|^\s*(--- |ok|FAIL)' $(BIN)/evidence-hour.log; exit $$rc
 
 ## lint: go vet, gofmt and workflowcheck (workflow determinism)
 lint:

@@ -26,7 +26,8 @@ import (
 // arriving at 20,000 an hour over 45 objects of 10 standard and 5 premium
 // tenants, for six (accelerated) minutes: one read of a target proves
 // every claim on it, and webhooks prove most claims with no call at all.
-// EVIDENCE_MINUTES=60 (`make evidence-hour`) runs the whole hour.
+// EVIDENCE_MINUTES=60 (`make evidence-hour`) runs the whole hour and
+// measures what is decided one platform hour after the last arrival.
 func TestGroupedReadsAndWebhooksProveClaimsUnderThePlansBudget(t *testing.T) {
 	for _, hooks := range []bool{false, true} {
 		name := "without webhooks"
@@ -101,11 +102,22 @@ func runEvidenceScenario(t *testing.T, hooks bool) {
 		time.Sleep(time.Second)
 	}
 	start := time.Now()
-	testenv.Eventually(t, time.Duration(minutes)*time.Minute, time.Second, "every claim decided", func() (bool, string) {
-		open, decided := countClaims(t, st)
-		return open == 0 && decided == submitted, fmt.Sprintf("open=%d decided=%d/%d", open, decided, submitted)
-	})
+	if os.Getenv("EVIDENCE_MINUTES") == "" {
+		testenv.Eventually(t, 6*time.Minute, time.Second, "every claim decided", func() (bool, string) {
+			open, decided := countClaims(t, st)
+			return open == 0 && decided == submitted, fmt.Sprintf("open=%d decided=%d/%d", open, decided, submitted)
+		})
+	} else {
+		// The long run measures what is decided one platform hour after
+		// the last arrival; what is still open then counts as no evidence.
+		for deadline := start.Add(time.Hour / evidenceSpeed); time.Now().Before(deadline); time.Sleep(time.Second) {
+			if open, _ := countClaims(t, st); open == 0 {
+				break
+			}
+		}
+	}
 	took := time.Since(start)
+	open, _ := countClaims(t, st)
 
 	decided, err := st.Decided(ctx, store.ExportFilter{})
 	if err != nil {
@@ -151,9 +163,9 @@ func runEvidenceScenario(t *testing.T, hooks bool) {
 		}
 	}
 	perCall := float64(real-byWebhook) / float64(max(calls, 1))
-	t.Logf("FIGURES evidence %s: %d comment claims in %d platform minutes, decided %v after the last arrived; real evidence %d (%.1f%%, %d by webhook); %d Graph calls (%d throttled): %.1f claims proven per call, %.1f counting webhook proofs; false claims approved %d/%d; genuine rejected %d/%d",
-		map[bool]string{true: "with webhooks", false: "without webhooks"}[hooks], submitted, minutes, took.Round(time.Second),
-		real, pct(real, len(decided)), byWebhook, calls, throttled, perCall, float64(real)/float64(max(calls, 1)),
+	t.Logf("FIGURES evidence %s: %d comment claims in %d platform minutes, %d open %v after the last arrived; real evidence %d (%.1f%% of all, %d by webhook); %d Graph calls (%d throttled): %.1f claims proven per call, %.1f counting webhook proofs; false claims approved %d/%d; genuine rejected %d/%d",
+		map[bool]string{true: "with webhooks", false: "without webhooks"}[hooks], submitted, minutes, open, took.Round(time.Second),
+		real, pct(real, submitted), byWebhook, calls, throttled, perCall, float64(real)/float64(max(calls, 1)),
 		fraudApproved, fraud, genuineRejected, genuine)
 	// The platform token reads the 10 standard tenants' posts: it is the
 	// budget this workload presses on.
@@ -162,8 +174,8 @@ func runEvidenceScenario(t *testing.T, hooks bool) {
 	if receiver != nil {
 		t.Logf("webhooks: metasim %+v; receiver %+v", sim.WebhookStats(), receiver.Stats())
 	}
-	if pct(real, len(decided)) < 95 {
-		t.Errorf("real evidence for %.1f%% of claims, want at least 95%%", pct(real, len(decided)))
+	if pct(real, submitted) < 95 {
+		t.Errorf("real evidence for %.1f%% of claims, want at least 95%%", pct(real, submitted))
 	}
 	if throttled != 0 {
 		t.Errorf("%d throttled calls, want none", throttled)
