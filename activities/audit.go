@@ -46,14 +46,11 @@ func (a *Activities) NextAudit(ctx context.Context, in NextAuditInput) ([]AuditG
 		}
 		tokenID, ok := tokens[c.Tenant]
 		if !ok {
-			tokenID = a.PlatformTokenID
 			t, err := a.Store.Tenant(ctx, c.Tenant)
-			switch {
-			case err == nil && t.Tier == store.TierPremium && t.TokenID != "":
-				tokenID = t.TokenID
-			case err != nil && !errors.Is(err, store.ErrNotFound):
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, fmt.Errorf("next audit: %w", err)
 			}
+			tokenID, _ = a.readToken(t, false) // an unknown tenant: the platform token
 			tokens[c.Tenant] = tokenID
 		}
 		key := c.Tenant + "\x00" + tokenID

@@ -53,17 +53,15 @@ func (a *Activities) claimWithinBudgets(ctx context.Context, in ClaimBatchInput)
 	}
 	modeOf := a.tenantModes(ctx, in.Mode)
 
+	byID := make(map[string]store.Tenant, len(tenants))
+	for _, t := range tenants {
+		byID[t.ID] = t
+	}
 	demands := make([]policy.ClaimDemand, len(loads))
 	for i, l := range loads {
-		ref := policy.TenantRef{ID: l.Tenant}
-		if t := findTenant(tenants, l.Tenant); t != nil {
-			ref.Tier, ref.TokenID = string(t.Tier), t.TokenID
-		}
-		tm := modeOf(ref)
-		token := a.PlatformTokenID
-		if ref.Tier == policy.TierPremium && ref.TokenID != "" && !tm.PlatformToken {
-			token = ref.TokenID
-		}
+		t := byID[l.Tenant] // an unknown tenant: standard, on the platform token
+		tm := modeOf(policy.TenantRef{ID: l.Tenant, Tier: string(t.Tier), TokenID: t.TokenID})
+		token, _ := a.readToken(t, tm.PlatformToken)
 		demands[i] = policy.ClaimDemand{
 			Tenant: l.Tenant, Token: token, Reads: tm.Mode == policy.ModeVerify,
 			ReadyTargets:    l.ReadyTargets - l.ReadyFed,
@@ -88,8 +86,7 @@ func (a *Activities) claimWithinBudgets(ctx context.Context, in ClaimBatchInput)
 }
 
 // tenantModes returns what mode each tenant is in now, as the Governor's
-// state says; without an answer, the configured mode (auto meaning sample)
-// for standard tenants and verify for premium ones, as the Dispatcher
+// state says; without an answer, policy.ConfiguredMode, as the Dispatcher
 // assumes when it cannot reach the Governor.
 func (a *Activities) tenantModes(ctx context.Context, configured string) func(policy.TenantRef) policy.TenantMode {
 	if a.Temporal != nil {
@@ -105,23 +102,5 @@ func (a *Activities) tenantModes(ctx context.Context, configured string) func(po
 		}
 		activity.GetLogger(ctx).Warn("governor state unavailable; claiming assumes the configured mode", "mode", configured, "error", err)
 	}
-	std := policy.Mode(configured)
-	if std == "" || std == policy.ModeAuto {
-		std = policy.ModeSample
-	}
-	return func(t policy.TenantRef) policy.TenantMode {
-		if t.Tier == policy.TierPremium {
-			return policy.TenantMode{Tenant: t.ID, Mode: policy.ModeVerify}
-		}
-		return policy.TenantMode{Tenant: t.ID, Mode: std}
-	}
-}
-
-func findTenant(tenants []store.Tenant, id string) *store.Tenant {
-	for i := range tenants {
-		if tenants[i].ID == id {
-			return &tenants[i]
-		}
-	}
-	return nil
+	return func(t policy.TenantRef) policy.TenantMode { return policy.ConfiguredMode(policy.Mode(configured), t) }
 }

@@ -75,10 +75,8 @@ func (a *Activities) PlanBatch(ctx context.Context, in PlanInput) (Plan, error) 
 	}
 	p.TenantKnown = true
 	p.Tier = tenant.Tier
-	p.TokenID, p.PlatformTokenID = a.PlatformTokenID, a.PlatformTokenID
-	if tenant.Tier == store.TierPremium && tenant.TokenID != "" && !in.PlatformToken {
-		p.TokenID, p.OwnToken = tenant.TokenID, true
-	}
+	p.TokenID, p.OwnToken = a.readToken(tenant, in.PlatformToken)
+	p.PlatformTokenID = a.PlatformTokenID
 	claims, err := a.Store.Claims(ctx, in.ClaimIDs)
 	if err != nil {
 		return p, fmt.Errorf("plan batch: %w", err)
@@ -421,6 +419,16 @@ func (a *Activities) flagUsers(ctx context.Context, falseClaims []store.Claim) e
 		return fmt.Errorf("flag risky users: %w", err)
 	}
 	return nil
+}
+
+// readToken is the token that reads a tenant's evidence: a premium
+// tenant's own token, unless onPlatform (its token is known broken), else
+// the platform token. own says which.
+func (a *Activities) readToken(t store.Tenant, onPlatform bool) (id string, own bool) {
+	if t.Tier == store.TierPremium && t.TokenID != "" && !onPlatform {
+		return t.TokenID, true
+	}
+	return a.PlatformTokenID, false
 }
 
 func (a *Activities) session(ctx context.Context, tokenID string) (*graph.Session, error) {

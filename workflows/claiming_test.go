@@ -3,16 +3,12 @@ package workflows_test
 import (
 	"context"
 	"fmt"
-	"net/http/httptest"
 	"testing"
 	"time"
 
-	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/config"
-	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
-	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/workflows"
@@ -26,57 +22,21 @@ import (
 // flood; the slow tenant's claims wait pending, not leased.
 func TestClaimingLeasesNoMoreThanATokenCanRead(t *testing.T) {
 	ctx := context.Background()
-	const speed, appSecret = 60, "claiming-test-secret"
-	sim := metasim.New(metasim.Config{Seed: 5, Brands: 4, Premium: 1, MediaPerBrand: 30, PostsPerBrand: 1,
-		Speed: speed, AppSecret: appSecret,
-		PlatformBudget: metasim.Budget{Calls: 20_000, Window: time.Hour},
-		TenantBudget:   metasim.Budget{Calls: 24, Window: time.Hour}})
-	srv := httptest.NewServer(sim.Handler())
-	t.Cleanup(srv.Close)
-	st, _ := testenv.OpenStore(t, testenv.SQLite)
-	world, _ := testenv.SeedWorld(t, sim, st)
-	var slow string
-	var others []string
-	for _, tn := range world.Tenants {
-		if tn.Tier == store.TierPremium {
-			slow = tn.ID
-		} else {
-			others = append(others, tn.ID)
-		}
-	}
-
-	gen := func(n int, tenants ...string) []claim.Claim {
-		var out []claim.Claim
-		for _, g := range sim.GenerateClaims(n, metasim.ClaimOptions{FraudRate: 0.1, Tenants: tenants,
-			Kinds: map[string]float64{metasim.KindIGComment: 1}}) {
-			c, err := claim.Parse(g.Line)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, c)
-		}
-		return out
-	}
-	// Submitted before anything runs: the flood is older than the rest.
-	flood := submitAll(t, st, gen(3000, slow)).accepted
-	rest := submitAll(t, st, gen(300, others...)).accepted
-
-	cfg := config.Default()
-	cfg.Speed = speed
-	cfg.Mode = workflows.ModeVerify
-	cfg.ClaimHorizon = 10 * time.Minute
-	cfg.BatchSize = 100 // unaware, the first 30 runs would lease nothing but the flood
-	c := testenv.DevServer(t)
-	startWorker(t, c, &activities.Activities{
-		Store:           st,
-		Graph:           graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
-		PlatformTokenID: world.PlatformToken,
-		Speed:           speed,
+	w := startHybridWorld(t, metasim.Config{Seed: 5, Brands: 4, Premium: 1, MediaPerBrand: 30, PostsPerBrand: 1,
+		TenantBudget: metasim.Budget{Calls: 24, Window: time.Hour}}, func(c *config.Config) {
+		c.Mode = workflows.ModeVerify
+		c.ClaimHorizon = 10 * time.Minute
+		c.BatchSize = 100 // unaware, the first 30 runs would lease nothing but the flood
 	})
-	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {
-		t.Fatal(err)
+	slow, others := w.tenantsBy(store.TierPremium)[0], w.tenantsBy(store.TierStandard)
+	comments := func(n int, tenants ...string) []claim.Claim {
+		return w.generateWith(t, n, metasim.ClaimOptions{FraudRate: 0.1, Tenants: tenants,
+			Kinds: map[string]float64{metasim.KindIGComment: 1}})
 	}
-	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
+	// The flood is older than the rest: unaware claiming takes it first.
+	flood := submitAll(t, w.st, comments(3000, slow)).accepted
+	rest := submitAll(t, w.st, comments(300, others...)).accepted
+	st, sim := w.st, w.sim
 
 	// 24 calls an hour within 10 minutes: 4 reads, one for each target in
 	// flight at most.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/policy"
-	"github.com/socialproof/verifier/internal/store"
 )
 
 // DispatcherInput is fixed when the Schedule is created (`starter setup`).
@@ -126,22 +125,13 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 // changeGovernor versions the load report to the Governor.
 const changeGovernor = "governor"
 
-// fallbackModes is what batches run in without the Governor's word: premium
-// tenants verify on their own token, standard tenants run in the configured
-// mode (auto meaning sampling).
+// fallbackModes is what batches run in without the Governor's word (see
+// policy.ConfiguredMode).
 func fallbackModes(s BatchSettings, groups []activities.TenantGroup) policy.Directive {
-	std := policy.Mode(s.Mode)
-	switch std {
-	case "", policy.ModeAuto:
-		std = policy.ModeSample
-	}
-	d := policy.Directive{Standard: std}
+	configured := policy.Mode(s.Mode)
+	d := policy.Directive{Standard: policy.ConfiguredMode(configured, policy.TenantRef{Tier: policy.TierStandard}).Mode}
 	for _, g := range groups {
-		tm := policy.TenantMode{Tenant: g.TenantID, Mode: std, Reason: "configured mode (governor unreachable)"}
-		if g.Tier == store.TierPremium {
-			tm.Mode = policy.ModeVerify
-		}
-		d.Tenants = append(d.Tenants, tm)
+		d.Tenants = append(d.Tenants, policy.ConfiguredMode(configured, policy.TenantRef{ID: g.TenantID, Tier: string(g.Tier)}))
 	}
 	return d
 }

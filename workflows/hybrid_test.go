@@ -44,13 +44,24 @@ type hybridWorld struct {
 
 const hybridSpeed = 60
 
-func startHybridWorld(t *testing.T, brands, premium int, tune func(*config.Config)) *hybridWorld {
+// startHybridWorld starts the engine against a metasim world of sc: seed 7,
+// the platform token at 20,000 calls an hour and tenants' own at 5,000
+// unless sc says otherwise.
+func startHybridWorld(t *testing.T, sc metasim.Config, tune func(*config.Config)) *hybridWorld {
 	t.Helper()
 	ctx := context.Background()
 	const appSecret = "hybrid-test-secret"
-	sim := metasim.New(metasim.Config{Seed: 7, Brands: brands, Premium: premium, Speed: hybridSpeed, AppSecret: appSecret,
-		PlatformBudget: metasim.Budget{Calls: 20_000, Window: time.Hour},
-		TenantBudget:   metasim.Budget{Calls: 5_000, Window: time.Hour}})
+	sc.Speed, sc.AppSecret = hybridSpeed, appSecret
+	if sc.Seed == 0 {
+		sc.Seed = 7
+	}
+	if sc.PlatformBudget.Calls == 0 {
+		sc.PlatformBudget = metasim.Budget{Calls: 20_000, Window: time.Hour}
+	}
+	if sc.TenantBudget.Calls == 0 {
+		sc.TenantBudget = metasim.Budget{Calls: 5_000, Window: time.Hour}
+	}
+	sim := metasim.New(sc)
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 	st, _ := testenv.OpenStore(t, testenv.SQLite)
@@ -90,8 +101,13 @@ func (w *hybridWorld) tenantsBy(tier store.Tier) []string {
 
 func (w *hybridWorld) generate(t *testing.T, n int, fraud float64, tenants ...string) []claim.Claim {
 	t.Helper()
+	return w.generateWith(t, n, metasim.ClaimOptions{FraudRate: fraud, Tenants: tenants})
+}
+
+func (w *hybridWorld) generateWith(t *testing.T, n int, o metasim.ClaimOptions) []claim.Claim {
+	t.Helper()
 	var out []claim.Claim
-	for _, g := range w.sim.GenerateClaims(n, metasim.ClaimOptions{FraudRate: fraud, Tenants: tenants}) {
+	for _, g := range w.sim.GenerateClaims(n, o) {
 		c, err := claim.Parse(g.Line)
 		if err != nil {
 			t.Fatal(err)
@@ -237,7 +253,7 @@ func TestSamplingApprovesEscalatesAndAuditRevokes(t *testing.T) {
 	// A batch failing 10% sits at the plan's acceptable rate: its sample
 	// approves it about 4 times in 5 (see internal/policy), so five such
 	// tenants all escalating (a failed test) happens about once in 2,000 runs.
-	w := startHybridWorld(t, 7, 1, func(c *config.Config) { c.Mode = workflows.ModeSample })
+	w := startHybridWorld(t, metasim.Config{Brands: 7, Premium: 1}, func(c *config.Config) { c.Mode = workflows.ModeSample })
 	premium := w.tenantsBy(store.TierPremium)
 	standard := w.tenantsBy(store.TierStandard)
 	if len(premium) != 1 || len(standard) != 6 {
@@ -352,7 +368,7 @@ func (w *hybridWorld) governorState(t *testing.T) policy.GovernorView {
 // steer it with the `temporal` CLI; premium and overridden tenants stay
 // verified; the audit then revokes the false honor approvals.
 func TestGovernorRampToHonorAndBackWithCLI(t *testing.T) {
-	w := startHybridWorld(t, 4, 1, func(c *config.Config) { c.BatchSize = 1000 })
+	w := startHybridWorld(t, metasim.Config{Brands: 4, Premium: 1}, func(c *config.Config) { c.BatchSize = 1000 })
 	premium, standard := w.tenantsBy(store.TierPremium), w.tenantsBy(store.TierStandard)
 	overridden, honorable := standard[0], standard[1:]
 
@@ -467,7 +483,7 @@ func countChangesInHistory(t *testing.T, c client.Client) int {
 // token and nothing is lost or wrongly rejected; when the token works again
 // the tenant returns to it.
 func TestPremiumTokenBreaksAndRecovers(t *testing.T) {
-	w := startHybridWorld(t, 2, 1, func(c *config.Config) { c.Mode = workflows.ModeVerify })
+	w := startHybridWorld(t, metasim.Config{Brands: 2, Premium: 1}, func(c *config.Config) { c.Mode = workflows.ModeVerify })
 	premium := w.tenantsBy(store.TierPremium)[0]
 	var token string
 	for _, tn := range w.tenants.Tenants {

@@ -19,17 +19,24 @@ import (
 )
 
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
+	env, a := newBareEnv()
+	// The limiter grants every reservation at once unless a test says otherwise.
+	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
+			return grant(env.Now(), in.N, 0), nil
+		}).Maybe()
+	return env, a
+}
+
+// newBareEnv registers the workflows and activities, with no activity
+// answered yet.
+func newBareEnv() (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
 	var s testsuite.WorkflowTestSuite
 	env := s.NewTestWorkflowEnvironment()
 	a := &activities.Activities{}
 	env.RegisterActivity(a)
 	env.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
 	env.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
-	// The limiter grants every reservation at once unless a test says otherwise.
-	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
-			return grant(env.Now(), in.N, 0), nil
-		}).Maybe()
 	return env, a
 }
 
@@ -180,11 +187,7 @@ func TestTenantBatchAnswersProgressQuery(t *testing.T) {
 // keeps its claims leased while it asks again, or the next dispatch would
 // lease them to a second batch that would queue for the same permits.
 func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
-	var s testsuite.WorkflowTestSuite
-	env := s.NewTestWorkflowEnvironment()
-	a := &activities.Activities{}
-	env.RegisterActivity(a)
-	env.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
+	env, a := newBareEnv() // the limiter's answers are this test's
 
 	in := batchInput(1, 2)
 	leaseEnd := env.Now().Add(in.LeaseTTL)

@@ -232,6 +232,20 @@ func (v GovernorView) ModeFor(t TenantRef) TenantMode {
 	return tenantMode(t, v.Mode, v.StandardMode, v.Overrides, v.BrokenTokens)
 }
 
+// ConfiguredMode is the mode a tenant runs in when the Governor cannot be
+// asked: premium tenants verify on their own token, standard tenants run in
+// the configured mode, auto meaning sample.
+func ConfiguredMode(configured Mode, t TenantRef) TenantMode {
+	tm := TenantMode{Tenant: t.ID, Mode: configured, Reason: "configured mode (governor unreachable)"}
+	switch {
+	case t.Tier == TierPremium:
+		tm.Mode = ModeVerify
+	case configured == "" || configured == ModeAuto:
+		tm.Mode = ModeSample
+	}
+	return tm
+}
+
 func tenantMode(t TenantRef, platform, standard Mode, overrides map[string]Mode, broken []TokenAlert) TenantMode {
 	tm := TenantMode{Tenant: t.ID, Mode: standard}
 	alert, isBroken := brokenToken(broken, t.TokenID)

@@ -157,3 +157,24 @@ func TestGovernorTokenAlertAndRecovery(t *testing.T) {
 		t.Fatal("recovered token still broken")
 	}
 }
+
+func TestConfiguredMode(t *testing.T) {
+	standard, premium := policy.TenantRef{ID: "s", Tier: policy.TierStandard}, policy.TenantRef{ID: "p", Tier: policy.TierPremium, TokenID: "tok-p"}
+	tests := []struct {
+		configured policy.Mode
+		t          policy.TenantRef
+		want       policy.Mode
+	}{
+		{"", standard, policy.ModeSample},
+		{policy.ModeAuto, standard, policy.ModeSample},
+		{policy.ModeHonor, standard, policy.ModeHonor},
+		{policy.ModeVerify, standard, policy.ModeVerify},
+		{policy.ModeHonor, premium, policy.ModeVerify},
+		{policy.ModeAuto, policy.TenantRef{ID: "unknown"}, policy.ModeSample},
+	}
+	for _, tt := range tests {
+		if got := policy.ConfiguredMode(tt.configured, tt.t); got.Mode != tt.want || got.Tenant != tt.t.ID || got.PlatformToken {
+			t.Errorf("ConfiguredMode(%q, %+v) = %+v, want mode %s", tt.configured, tt.t, got, tt.want)
+		}
+	}
+}

@@ -61,9 +61,9 @@ const Unbounded = -1
 //
 // A token's reads within the horizon, less what the targets its tenants'
 // batches already hold still need, buy new targets at ReadsPerTarget each,
-// shared among its reading tenants: every tenant gets an
-// equal share, capped by what it has ready, and what one cannot use goes to
-// the others (earlier demands first: pass them oldest claim first). A
+// shared among its reading tenants: every tenant gets an equal share,
+// capped by what it has ready, and what one cannot use goes to the others
+// (earlier demands first: pass them oldest claim first). A
 // tenant with ready targets and none in flight always gets at least one,
 // so a token too slow for even one target per horizon still makes progress,
 // its claims waiting for permits rather than forever pending. A token with
