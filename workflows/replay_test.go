@@ -22,11 +22,13 @@ func TestReplay(t *testing.T) {
 	// tenantbatch_before_lease_while_queued.json predates lease extensions
 	// while a batch waits for a busy limiter ("lease-while-queued") and the
 	// re-check's stored-evidence passes ("recheck-stored").
+	// tenantbatch_before_one_reader.json predates re-checks waiting for
+	// another batch's read of the same target ("one-reader-per-target").
 	for _, file := range []string{
 		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
 		"limiter.json", "limiter_continued.json", "governor.json", "audit.json", "evidence_purge.json",
 		"dispatcher_before_governor.json", "tenantbatch_before_governor.json", "tenantbatch_unpaced.json",
-		"tenantbatch_before_lease_while_queued.json",
+		"tenantbatch_before_lease_while_queued.json", "tenantbatch_before_one_reader.json",
 	} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()

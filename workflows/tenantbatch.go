@@ -162,8 +162,12 @@ type tenantBatch struct {
 	// (another batch's read of the same target may settle its claims).
 	recheckStored   bool
 	storedCheckedAt time.Time
-	sampling        bool // a sample is being checked: its claims need a real first check
-	checked         int  // claims checked so far, for the calls-per-claim estimate
+	// oneReader: a re-check does not queue a read of a target that another
+	// batch, holding an older claim on it, reads first; it waits for that
+	// read and decides from it (version 1 of changeOneReader).
+	oneReader bool
+	sampling  bool // a sample is being checked: its claims need a real first check
+	checked   int  // claims checked so far, for the calls-per-claim estimate
 }
 
 // changeLimiterPermits versions the switch to limiter permits.
@@ -332,6 +336,7 @@ func (b *tenantBatch) recheck(ctx workflow.Context, rechecks []recheck) error {
 		// the token's permits (behind other batches, on a busy token), and
 		// looks again while it waits (see awaitPermits).
 		b.recheckStored, b.storedCheckedAt = true, workflow.Now(ctx)
+		b.oneReader = workflow.GetVersion(ctx, changeOneReader, workflow.DefaultVersion, 1) == 1
 		for i := range rechecks {
 			rechecks[i].ids = b.checkStored(ctx, rechecks[i].tokenID, rechecks[i].ids)
 		}
@@ -358,6 +363,42 @@ const changeHybrid = "hybrid-modes"
 // changeRecheckStored versions the stored-evidence pass that opens a
 // re-check, before any permit is reserved.
 const changeRecheckStored = "recheck-stored"
+
+// changeOneReader versions the wait for another batch's read of the same
+// target (see waitBehindReaders).
+const changeOneReader = "one-reader-per-target"
+
+// waitBehindReaders splits a re-check chunk: claims whose target another
+// batch reads first (it holds an older claim on it) are behind, the rest
+// are read now. When every claim is behind, it waits a grace delay, keeping
+// the lease, and decides what the other reads stored, until some claim is
+// no longer behind or none is left. Every target has one batch not behind
+// anyone (the one with its oldest claim), so the wait ends.
+func (b *tenantBatch) waitBehindReaders(ctx workflow.Context, tokenID string, ids []int64) (now, behind []int64) {
+	var a *activities.Activities
+	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
+	for len(ids) > 0 {
+		var waiting []int64
+		if err := workflow.ExecuteActivity(sctx, a.BehindReaders, activities.BehindReadersInput{
+			Owner: b.in.LeaseOwner, ClaimIDs: ids,
+		}).Get(ctx, &waiting); err != nil || len(waiting) == 0 {
+			return ids, nil // nothing known to wait for: read
+		}
+		if len(waiting) < len(ids) {
+			return slices.DeleteFunc(slices.Clone(ids), func(id int64) bool {
+				_, found := slices.BinarySearch(waiting, id)
+				return found
+			}), waiting
+		}
+		b.holdLease(ctx, ids, workflow.Now(ctx).Add(b.s.RecheckDelay))
+		if err := workflow.Sleep(ctx, b.s.RecheckDelay); err != nil {
+			return ids, nil
+		}
+		b.storedCheckedAt = workflow.Now(ctx)
+		ids = b.checkStored(ctx, tokenID, ids)
+	}
+	return nil, nil
+}
 
 // checkStored decides claims from stored evidence alone, as a final check
 // (a stored read made after a claim's grace delay rejects it), and returns
@@ -620,6 +661,16 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 			StoredOnly: storedOnly,
 		}
 		cctx := actx
+		if b.oneReader && final && b.paced && !storedOnly {
+			var behind []int64
+			if chunk, behind = b.waitBehindReaders(ctx, tokenID, chunk); len(behind) > 0 {
+				ids = append(slices.Clip(ids), behind...) // they come round again, after the others
+			}
+			if len(chunk) == 0 {
+				continue // decided from other batches' reads while it waited
+			}
+			in.ClaimIDs = chunk
+		}
 		if b.paced && !storedOnly {
 			var ok bool
 			if in, cctx, ok = b.awaitPermits(ctx, in, ids[start:]); !ok {

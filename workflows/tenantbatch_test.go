@@ -25,6 +25,8 @@ func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.Activ
 		func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
 			return grant(env.Now(), in.N, 0), nil
 		}).Maybe()
+	// No other batch reads the same targets unless a test says otherwise.
+	env.OnActivity(a.BehindReaders, mock.Anything, mock.Anything).Return([]int64(nil), nil).Maybe()
 	return env, a
 }
 
@@ -188,6 +190,7 @@ func TestTenantBatchAnswersProgressQuery(t *testing.T) {
 // lease them to a second batch that would queue for the same permits.
 func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
 	env, a := newBareEnv() // the limiter's answers are this test's
+	env.OnActivity(a.BehindReaders, mock.Anything, mock.Anything).Return([]int64(nil), nil)
 
 	in := batchInput(1, 2)
 	leaseEnd := env.Now().Add(in.LeaseTTL)
@@ -261,4 +264,63 @@ func TestTenantBatchRecheckDecidesFromStoredEvidenceBeforeReading(t *testing.T) 
 	require.Equal(t, 1, p.Rejected)
 	require.Equal(t, 1, p.Calls)
 	env.AssertExpectations(t)
+}
+
+// Two batches holding claims on one target would each page through the same
+// comments. A re-check leaves a target to the batch holding an older claim
+// on it, and decides from what that read stored: claim 2 is never read
+// here; claim 3 is read once the other batch is done with its target.
+func TestTenantBatchRecheckWaitsForAnotherBatchsReadOfTheTarget(t *testing.T) {
+	env, a := newBareEnv() // BehindReaders answers are this test's
+	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
+			return grant(env.Now(), in.N, 0), nil
+		})
+	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
+		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2, 3},
+	}, nil)
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly && !in.Final })).
+		Return(activities.VerifyResult{Absent: []int64{1, 2, 3}}, nil).Once()
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ExtendLeaseInput) (int, error) {
+		return len(in.ClaimIDs), nil
+	})
+	// The other batch holds older claims on the targets of 2 and 3 until
+	// its read is stored: it disproves 2, and its lease on 3's target ends.
+	otherReadDone := false
+	env.OnActivity(a.BehindReaders, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.BehindReadersInput) ([]int64, error) {
+		require.Equal(t, "dispatch/run", in.Owner)
+		var behind []int64
+		for _, id := range in.ClaimIDs {
+			if !otherReadDone && (id == 2 || id == 3) {
+				behind = append(behind, id)
+			}
+		}
+		return behind, nil
+	})
+	storedFinal := 0
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly && in.Final })).
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			storedFinal++
+			if storedFinal == 1 {
+				return activities.VerifyResult{Absent: in.ClaimIDs}, nil // nothing stored yet
+			}
+			require.ElementsMatch(t, []int64{2, 3}, in.ClaimIDs, "only the claims behind the other batch wait")
+			otherReadDone = true
+			return activities.VerifyResult{Rejected: 1, Absent: []int64{3}}, nil
+		})
+	var read [][]int64
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.StoredOnly })).
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			read = append(read, in.ClaimIDs)
+			return activities.VerifyResult{Verified: len(in.ClaimIDs), Calls: 1}, nil
+		})
+
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(1, 2, 3))
+	require.NoError(t, env.GetWorkflowError())
+	var p workflows.Progress
+	require.NoError(t, env.GetWorkflowResult(&p))
+	require.Equal(t, [][]int64{{1}, {3}}, read, "claim 2 is decided by the other batch's read, 3 read after it")
+	require.Equal(t, 2, p.Verified)
+	require.Equal(t, 1, p.Rejected)
+	require.Equal(t, 2, storedFinal)
 }

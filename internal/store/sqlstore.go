@@ -633,6 +633,39 @@ func (s *sqlStore) ExtendLease(ctx context.Context, owner string, ids []int64, t
 	return extended, nil
 }
 
+func (s *sqlStore) BehindReaders(ctx context.Context, owner string, ids []int64, now time.Time) ([]int64, error) {
+	var behind []int64
+	nowArg := s.d.timeArg(now)
+	for _, chunk := range chunks(ids, idChunk) {
+		// claims_open_by_tenant (tenant_id, target, submitted_at, id) serves
+		// the inner lookup.
+		args := append([]any{owner, nowArg}, idArgs(chunk)...)
+		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT c.id FROM claims c WHERE EXISTS (
+				SELECT 1 FROM claims o WHERE o.tenant_id = c.tenant_id AND o.target = c.target
+					AND o.status = 'leased' AND o.lease_owner <> ? AND o.lease_expires_at >= ?
+					AND (o.submitted_at < c.submitted_at OR (o.submitted_at = c.submitted_at AND o.id < c.id)))
+				AND c.id IN `+inList(len(chunk))), args...)
+		if err != nil {
+			return nil, fmt.Errorf("behind readers: %w", err)
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("behind readers: %w", err)
+			}
+			behind = append(behind, id)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, fmt.Errorf("behind readers: %w", err)
+		}
+	}
+	slices.Sort(behind)
+	return behind, nil
+}
+
 // Claims returns the claims with these ids in the order of the ids, each once;
 // missing ids are skipped.
 func (s *sqlStore) Claims(ctx context.Context, ids []int64) ([]Claim, error) {

@@ -267,6 +267,13 @@ type Store interface {
 	// now+ttl and returns how many it extended.
 	ExtendLease(ctx context.Context, owner string, ids []int64, ttl time.Duration, now time.Time) (int, error)
 
+	// BehindReaders returns those of ids whose target has an older open
+	// claim (submitted_at, id) of the same tenant leased by another owner
+	// with a live lease: that batch reads the target first, and its read (or
+	// a short one joined to it) decides these, so they need not queue a read
+	// of their own. Ordered by id.
+	BehindReaders(ctx context.Context, owner string, ids []int64, now time.Time) ([]int64, error)
+
 	// Claims returns the claims with these ids (missing ids are skipped).
 	Claims(ctx context.Context, ids []int64) ([]Claim, error)
 

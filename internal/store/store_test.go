@@ -2573,3 +2573,52 @@ func TestOpenLoadCountsInFlightTargetsPerLeaseOwner(t *testing.T) {
 		}
 	})
 }
+
+func TestBehindReaders(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		// batch-1 holds the oldest claims on 201 and 202.
+		old := submit(t, s, t0, onTarget("acme", "a1", "201"), onTarget("acme", "a2", "202"))
+		if got, err := s.Claim(ctx, "batch-1", 10, time.Hour, t0); err != nil || len(got) != 2 {
+			t.Fatalf("Claim: %d, %v", len(got), err)
+		}
+		// batch-2: newer claims on 201 (behind batch-1), 203 (nobody ahead),
+		// and another tenant's claim on 201 (other tenant: not behind).
+		newer := submit(t, s, t0.Add(time.Second), onTarget("acme", "a3", "201"), onTarget("acme", "a4", "203"),
+			onTarget("globex", "g1", "201"))
+		if got, err := s.Claim(ctx, "batch-2", 10, time.Hour, t0); err != nil || len(got) != 3 {
+			t.Fatalf("Claim: %d, %v", len(got), err)
+		}
+		now := t0.Add(time.Minute)
+		behind := func(owner string, ids []int64, at time.Time) []int64 {
+			t.Helper()
+			got, err := s.BehindReaders(ctx, owner, ids, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return got
+		}
+		if got := behind("batch-2", newer, now); !slices.Equal(got, newer[:1]) {
+			t.Errorf("BehindReaders(batch-2) = %v, want [%d] (only a3, behind a1 of batch-1)", got, newer[0])
+		}
+		// The older batch is behind nobody: newer claims never hold it back.
+		if got := behind("batch-1", old, now); len(got) != 0 {
+			t.Errorf("BehindReaders(batch-1) = %v, want none", got)
+		}
+		// An expired lease holds nobody back: that batch is gone.
+		if got := behind("batch-2", newer, t0.Add(2*time.Hour)); len(got) != 0 {
+			t.Errorf("after batch-1's lease expired: %v, want none", got)
+		}
+		// Nor does a decided claim: its read is done, and stored.
+		if _, err := s.Decide(ctx, []store.Decision{{ClaimID: old[0], Verdict: store.VerdictRejected, Method: "graph"}}, now); err != nil {
+			t.Fatal(err)
+		}
+		if got := behind("batch-2", newer, now); len(got) != 0 {
+			t.Errorf("after a1 was decided: %v, want none", got)
+		}
+		if got := behind("batch-2", nil, now); len(got) != 0 {
+			t.Errorf("no ids: %v", got)
+		}
+	})
+}
