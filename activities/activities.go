@@ -188,8 +188,23 @@ type BehindReadersInput struct {
 // older claim on it, reads first. One reader at a time per target: a second
 // batch reading the same target at the same time would page through the
 // same comments again, where after the first read a page or none suffices.
+// Kinds checked claim by claim (mentions) are never behind: one claim's
+// call proves nothing about another's.
 func (a *Activities) BehindReaders(ctx context.Context, in BehindReadersInput) ([]int64, error) {
-	ids, err := a.Store.BehindReaders(ctx, in.Owner, in.ClaimIDs, a.now())
+	claims, err := a.Store.Claims(ctx, in.ClaimIDs)
+	if err != nil {
+		return nil, fmt.Errorf("behind readers of %d claims: %w", len(in.ClaimIDs), err)
+	}
+	var grouped []int64
+	for _, c := range claims {
+		if _, ok := edgeOf(c.Kind); ok {
+			grouped = append(grouped, c.ID)
+		}
+	}
+	if len(grouped) == 0 {
+		return nil, nil
+	}
+	ids, err := a.Store.BehindReaders(ctx, in.Owner, grouped, a.now())
 	if err != nil {
 		return nil, fmt.Errorf("behind readers of %d claims: %w", len(in.ClaimIDs), err)
 	}

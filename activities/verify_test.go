@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -401,5 +402,48 @@ func TestStoredOnlyFinalCheckRejectsOnlyCoveredClaims(t *testing.T) {
 	if after.Calls != 0 || after.Rejected != len(first.Absent)-mentions || len(after.Absent) != mentions {
 		t.Fatalf("stored final check after a read: rejected %d, absent %d, %d calls; want %d rejected (absent minus %d unread mentions), no call",
 			after.Rejected, len(after.Absent), after.Calls, len(first.Absent)-mentions, mentions)
+	}
+}
+
+// A batch's claims wait for another batch's read only when that read proves
+// them: claims of the same tenant, target and kind read by edge. Mentions
+// are checked one by one (each names its own media) and never wait.
+func TestBehindReadersOnlyForClaimsOneReadProves(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	tenant := "brand-01"
+	mk := func(key string, kind claim.Kind) claim.Claim {
+		return claim.Claim{Tenant: tenant, Key: key, User: "u-" + key, Handle: "h_" + key, Kind: kind, Target: "17890000000000777"}
+	}
+	now := time.Now()
+	if _, err := h.st.Submit(ctx, []claim.Claim{mk("old-comment", claim.IGComment), mk("old-mention", claim.IGMention)}, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.Claim(ctx, "other-batch", 10, time.Hour, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.st.Submit(ctx, []claim.Claim{mk("new-comment", claim.IGComment), mk("new-mention", claim.IGMention)}, now); err != nil {
+		t.Fatal(err)
+	}
+	mine, err := h.st.Claim(ctx, owner, 10, time.Hour, now)
+	if err != nil || len(mine) != 2 {
+		t.Fatalf("Claim: %d, %v", len(mine), err)
+	}
+	v, err := h.env.ExecuteActivity(h.acts.BehindReaders, activities.BehindReadersInput{Owner: owner, ClaimIDs: []int64{mine[0].ID, mine[1].ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var behind []int64
+	if err := v.Get(&behind); err != nil {
+		t.Fatal(err)
+	}
+	var want []int64
+	for _, c := range mine {
+		if c.Kind == claim.IGComment {
+			want = append(want, c.ID)
+		}
+	}
+	if !slices.Equal(behind, want) {
+		t.Errorf("BehindReaders = %v, want only the comment %v", behind, want)
 	}
 }

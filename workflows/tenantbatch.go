@@ -368,27 +368,36 @@ const changeRecheckStored = "recheck-stored"
 // target (see waitBehindReaders).
 const changeOneReader = "one-reader-per-target"
 
-// waitBehindReaders splits a re-check chunk: claims whose target another
-// batch reads first (it holds an older claim on it) are behind, the rest
-// are read now. When every claim is behind, it waits a grace delay, keeping
-// the lease, and decides what the other reads stored, until some claim is
-// no longer behind or none is left. Every target has one batch not behind
-// anyone (the one with its oldest claim), so the wait ends.
-func (b *tenantBatch) waitBehindReaders(ctx workflow.Context, tokenID string, ids []int64) (now, behind []int64) {
+// splitBehindReaders splits claims into those read now and those whose
+// target another batch reads first (it holds an older claim on it), in
+// their order. When the store cannot tell, every claim is read now.
+func (b *tenantBatch) splitBehindReaders(ctx workflow.Context, ids []int64) (now, behind []int64) {
 	var a *activities.Activities
-	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
-	for len(ids) > 0 {
-		var waiting []int64
-		if err := workflow.ExecuteActivity(sctx, a.BehindReaders, activities.BehindReadersInput{
-			Owner: b.in.LeaseOwner, ClaimIDs: ids,
-		}).Get(ctx, &waiting); err != nil || len(waiting) == 0 {
-			return ids, nil // nothing known to wait for: read
+	var waiting []int64
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, storeActivityOptions), a.BehindReaders, activities.BehindReadersInput{
+		Owner: b.in.LeaseOwner, ClaimIDs: ids,
+	}).Get(ctx, &waiting); err != nil || len(waiting) == 0 {
+		return ids, nil
+	}
+	for _, id := range ids {
+		if _, found := slices.BinarySearch(waiting, id); found {
+			behind = append(behind, id)
+		} else {
+			now = append(now, id)
 		}
-		if len(waiting) < len(ids) {
-			return slices.DeleteFunc(slices.Clone(ids), func(id int64) bool {
-				_, found := slices.BinarySearch(waiting, id)
-				return found
-			}), waiting
+	}
+	return now, behind
+}
+
+// waitBehindReaders takes claims that were behind another batch's read:
+// while every one still is, it waits a grace delay, keeping the lease, and
+// decides what the other reads stored. It returns the claims to read now
+// and those still behind (to come round again). Every target has one batch
+// not behind anyone (the one with its oldest open claim), so the wait ends.
+func (b *tenantBatch) waitBehindReaders(ctx workflow.Context, tokenID string, ids []int64) (now, behind []int64) {
+	for len(ids) > 0 {
+		if now, behind = b.splitBehindReaders(ctx, ids); len(now) > 0 {
+			return now, behind
 		}
 		b.holdLease(ctx, ids, workflow.Now(ctx).Add(b.s.RecheckDelay))
 		if err := workflow.Sleep(ctx, b.s.RecheckDelay); err != nil {
@@ -653,15 +662,29 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 	if storedOnly {
 		chunkSize = storedOnlyChunk
 	}
-	for start := 0; start < len(ids); start += chunkSize {
-		chunk := ids[start:min(start+chunkSize, len(ids))]
+	// One reader per target: claims whose target another batch reads first
+	// go last (one look for the whole pass), and wait for that read when
+	// their turn comes.
+	oneReader := b.oneReader && final && b.paced && !storedOnly
+	waitFrom := len(ids) // from here on, claims that were behind another batch's read
+	if oneReader {
+		ahead, behind := b.splitBehindReaders(ctx, ids)
+		ids, waitFrom = append(slices.Clip(ahead), behind...), len(ahead)
+	}
+	for next := 0; next < len(ids); {
+		start := next
+		next = min(start+chunkSize, len(ids))
+		if start < waitFrom {
+			next = min(next, waitFrom)
+		}
+		chunk := ids[start:next]
 		in := activities.VerifyInput{
 			TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: chunk,
 			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: final, Grace: b.s.RecheckDelay,
 			StoredOnly: storedOnly,
 		}
 		cctx := actx
-		if b.oneReader && final && b.paced && !storedOnly {
+		if oneReader && start >= waitFrom {
 			var behind []int64
 			if chunk, behind = b.waitBehindReaders(ctx, tokenID, chunk); len(behind) > 0 {
 				ids = append(slices.Clip(ids), behind...) // they come round again, after the others

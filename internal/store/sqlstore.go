@@ -641,7 +641,7 @@ func (s *sqlStore) BehindReaders(ctx context.Context, owner string, ids []int64,
 		// the inner lookup.
 		args := append([]any{owner, nowArg}, idArgs(chunk)...)
 		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT c.id FROM claims c WHERE EXISTS (
-				SELECT 1 FROM claims o WHERE o.tenant_id = c.tenant_id AND o.target = c.target
+				SELECT 1 FROM claims o WHERE o.tenant_id = c.tenant_id AND o.target = c.target AND o.kind = c.kind
 					AND o.status = 'leased' AND o.lease_owner <> ? AND o.lease_expires_at >= ?
 					AND (o.submitted_at < c.submitted_at OR (o.submitted_at = c.submitted_at AND o.id < c.id)))
 				AND c.id IN `+inList(len(chunk))), args...)

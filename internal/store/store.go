@@ -268,7 +268,8 @@ type Store interface {
 	ExtendLease(ctx context.Context, owner string, ids []int64, ttl time.Duration, now time.Time) (int, error)
 
 	// BehindReaders returns those of ids whose target has an older open
-	// claim (submitted_at, id) of the same tenant leased by another owner
+	// claim (submitted_at, id) of the same tenant and kind (so the same read
+	// proves both) leased by another owner
 	// with a live lease: that batch reads the target first, and its read (or
 	// a short one joined to it) decides these, so they need not queue a read
 	// of their own. Ordered by id.

@@ -2584,10 +2584,13 @@ func TestBehindReaders(t *testing.T) {
 			t.Fatalf("Claim: %d, %v", len(got), err)
 		}
 		// batch-2: newer claims on 201 (behind batch-1), 203 (nobody ahead),
-		// and another tenant's claim on 201 (other tenant: not behind).
+		// another tenant's claim on 201 and a mention of acme's on 201 (not
+		// the same read: not behind).
+		mention := onTarget("acme", "a5", "201")
+		mention.Kind = claim.IGMention
 		newer := submit(t, s, t0.Add(time.Second), onTarget("acme", "a3", "201"), onTarget("acme", "a4", "203"),
-			onTarget("globex", "g1", "201"))
-		if got, err := s.Claim(ctx, "batch-2", 10, time.Hour, t0); err != nil || len(got) != 3 {
+			onTarget("globex", "g1", "201"), mention)
+		if got, err := s.Claim(ctx, "batch-2", 10, time.Hour, t0); err != nil || len(got) != 4 {
 			t.Fatalf("Claim: %d, %v", len(got), err)
 		}
 		now := t0.Add(time.Minute)
