@@ -8,7 +8,7 @@ MAINS := worker starter metasim
 
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build dev test test-short evidence-hour lint fmt clean
+.PHONY: all build dev test test-short evidence-hour bench lint fmt clean
 
 all: build
 
@@ -47,6 +47,13 @@ evidence-hour: $(TEMPORAL)
 			-run "TestGroupedReadsAndWebhooksProveClaimsUnderThePlansBudget/$$variant" -v ./workflows > $(BIN)/evidence-hour-$$variant.log 2>&1 || rc=1; \
 		grep -E 'FIGURES|calls by|webhooks:|want|^\s*(--- |ok|FAIL)' $(BIN)/evidence-hour-$$variant.log; \
 	done; exit $$rc
+
+## bench: the engine against the user's plan (seed-baseline) on the same
+## seeded workload: steady, viral, drain and cost growth; prints the table and
+## writes out/bench/ (report.json, report.md, a chart per scenario). Postgres
+## when TEST_DATABASE_URL is set; BENCH_FLAGS passes flags (go run ./cmd/bench -h)
+bench: $(TEMPORAL)
+	$(GO) run ./cmd/bench -temporal-cli $(abspath $(TEMPORAL)) $(BENCH_FLAGS)
 
 ## lint: go vet, gofmt and workflowcheck (workflow determinism)
 lint:

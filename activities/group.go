@@ -341,3 +341,12 @@ func (a *Activities) keepEvidence(ctx context.Context, reads []store.EvidenceAct
 	}
 	return nil
 }
+
+// ReadOf names the Graph edge and fields whose paged read proves claims of
+// kind k; ok is false for kinds checked claim by claim (mentions) or not at
+// all. The bench's seed-baseline reads the first page only, as the user's
+// plan did.
+func ReadOf(k claim.Kind) (edge, fields string, ok bool) {
+	r, ok := edgeOf(k)
+	return r.edge, r.fields, ok
+}
