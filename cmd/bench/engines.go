@@ -41,8 +41,12 @@ func (o *ours) start(ctx context.Context, s *system, speed float64) error {
 	cfg := config.Default()
 	cfg.Speed = speed
 	if cfg.Scaled(cfg.Interval) < time.Second {
-		// The Schedule fires at most once a (wall) second.
-		cfg.Interval = time.Duration(speed) * time.Second
+		// The Schedule fires at most once a (wall) second: dispatch less
+		// often, in proportionally larger batches, so the engine claims at
+		// its configured rate (500 a minute by default).
+		stretched := time.Duration(speed) * time.Second
+		cfg.BatchSize = min(10000, int(int64(cfg.BatchSize)*int64(stretched)/int64(cfg.Interval)))
+		cfg.Interval = stretched
 	}
 	if o.tune != nil {
 		o.tune(&cfg)

@@ -56,7 +56,7 @@ var measures = []measure{
 	{"p50 submit-to-verdict (simulated)", func(e EngineResult) string { return duration(e.LatencyP50) }},
 	{"p95 submit-to-verdict (simulated)", func(e EngineResult) string { return duration(e.LatencyP95) }},
 	{"peak pending", func(e EngineResult) string { return thousands(int64(e.PeakPending)) }},
-	{"peak worker memory", func(e EngineResult) string { return megabytes(e.PeakWorkerMemMB) }},
+	{"peak heap (engine and metasim in one process)", func(e EngineResult) string { return megabytes(e.PeakWorkerMemMB) }},
 }
 
 // PrintTable writes r as plain-text tables, one per scenario with one column
@@ -96,7 +96,7 @@ func PrintTable(w io.Writer, r Report) error {
 		}
 	}
 	if len(r.Growth) > 0 {
-		p.printf("\n== cost growth\n\nengine\tclaims\tclaims/s\tpeak memory\n")
+		p.printf("\n== cost growth\n\nengine\tclaims\tclaims/s\tpeak heap\n")
 		for _, g := range r.Growth {
 			p.printf("%s\t%s\t%s\t%s\n", g.Engine, thousands(int64(g.Claims)),
 				strconv.FormatFloat(g.ClaimsPerSecond, 'f', 1, 64), megabytes(g.PeakWorkerMemMB))
@@ -149,7 +149,7 @@ func WriteMarkdown(w io.Writer, r Report) error {
 		p.printf("\n![%s](%s)\n", s.Name, chartFileName(s.Name))
 	}
 	if len(r.Growth) > 0 {
-		p.printf("\n## Cost growth\n\n| engine | claims | claims/s | peak memory |\n|---|--:|--:|--:|\n")
+		p.printf("\n## Cost growth\n\n| engine | claims | claims/s | peak heap |\n|---|--:|--:|--:|\n")
 		for _, g := range r.Growth {
 			p.printf("| %s | %s | %s | %s |\n", mdEscape(g.Engine), thousands(int64(g.Claims)),
 				strconv.FormatFloat(g.ClaimsPerSecond, 'f', 1, 64), megabytes(g.PeakWorkerMemMB))

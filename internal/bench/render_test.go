@@ -158,7 +158,7 @@ func TestWriteMarkdown(t *testing.T) {
 		{"sanitized chart link", "![burst / 10x](burst_10x.png)"},
 		{"met target", "✅ met: p95 latency under 3h"},
 		{"missed target", "❌ missed: no throttle errors"},
-		{"growth header", "| engine | claims | claims/s | peak memory |"},
+		{"growth header", "| engine | claims | claims/s | peak heap |"},
 		{"growth row", "| seed-baseline | 50,000 | 27.4 | 2048.0 MB |"},
 	}
 	for _, tt := range tests {
