@@ -183,9 +183,11 @@ func measure(ctx context.Context, s *system, sc scenario, simStart time.Time, wa
 		}
 	}
 	var latencies []time.Duration
+	res.ByVerdict = map[string]int{}
 	for _, c := range decided {
 		key := c.Tenant + "/" + c.Key
 		res.Decided++
+		res.ByVerdict[c.Verdict+"/"+c.Method]++
 		latencies = append(latencies, time.Duration(float64(c.DecidedAt.Sub(c.SubmittedAt))*sc.speed))
 		real := (c.Verdict == store.VerdictVerified || c.Verdict == store.VerdictRejected) &&
 			(c.Method == activities.MethodGraph || c.Method == activities.MethodWebhook)

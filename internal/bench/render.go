@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -82,6 +83,11 @@ func PrintTable(w io.Writer, r Report) error {
 			}
 			p.printf("\n")
 		}
+		// Verdict breakdowns are too wide for a column: one line each.
+		p.printf("\nverdicts (verdict/method):\n")
+		for _, e := range s.Engines {
+			p.printf("  %s: %s\n", e.Engine, verdicts(e.ByVerdict))
+		}
 		if len(s.Targets) > 0 {
 			// The tab-free line ends the table's column block, so the
 			// targets align among themselves rather than with the table.
@@ -133,6 +139,10 @@ func WriteMarkdown(w io.Writer, r Report) error {
 				p.printf(" %s |", mdEscape(m.value(e)))
 			}
 			p.printf("\n")
+		}
+		p.printf("\nVerdicts (verdict/method):\n\n")
+		for _, e := range s.Engines {
+			p.printf("- %s: %s\n", mdEscape(e.Engine), verdicts(e.ByVerdict))
 		}
 		if len(s.Targets) > 0 {
 			p.printf("\nTargets:\n\n")
@@ -370,3 +380,26 @@ func duration(d time.Duration) string {
 
 // mdEscape keeps a value from breaking out of its Markdown table cell.
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
+
+// verdicts lists verdict counts, largest first (ties by name), as
+// "approved_by_sample/sample 20,000 · verified/webhook 9,876".
+func verdicts(by map[string]int) string {
+	if len(by) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(by))
+	for k := range by {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if by[keys[i]] != by[keys[j]] {
+			return by[keys[i]] > by[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + thousands(int64(by[k]))
+	}
+	return strings.Join(parts, " · ")
+}

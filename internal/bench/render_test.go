@@ -26,6 +26,7 @@ func sampleReport() bench.Report {
 		Calls: 45678, Throttles: 3, BudgetUtilization: 0.875,
 		HistoryEvents: 24690, EventsPerDecided: 12.345,
 		LatencyP50: 3*time.Minute + 12*time.Second + 400*time.Millisecond, LatencyP95: 2*time.Hour + 5*time.Minute + 10*time.Second,
+		ByVerdict:   map[string]int{"verified/webhook": 900, "approved_by_sample/sample": 1200, "rejected/graph": 73},
 		PeakPending: 15000, PeakWorkerMemMB: 312.44,
 		Timeline: []bench.Sample{
 			{Minute: 0, Pending: 2000, Calls: 10}, {Minute: 1, Pending: 1500, Calls: 40},
@@ -111,6 +112,7 @@ func TestPrintTable(t *testing.T) {
 		{"p95 in hours", "2h5m"},
 		{"p50 in seconds", "1.5s"},
 		{"peak memory", "312.4 MB"},
+		{"verdicts largest first", "engine: approved_by_sample/sample 1,200 · verified/webhook 900 · rejected/graph 73"},
 		{"missed target", "MISSED"},
 		{"missed target text", "no throttle errors"},
 		{"growth title", "cost growth"},

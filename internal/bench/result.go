@@ -51,6 +51,11 @@ type EngineResult struct {
 	LatencyP50 time.Duration `json:"latency_p50"` // submit to verdict, simulated time
 	LatencyP95 time.Duration `json:"latency_p95"`
 
+	// ByVerdict counts final verdicts by "verdict/method" (e.g.
+	// "verified/webhook", "approved_by_sample/sample", "revoked/audit"):
+	// how each engine reached its decisions.
+	ByVerdict map[string]int `json:"by_verdict,omitempty"`
+
 	PeakPending     int     `json:"peak_pending"`
 	PeakWorkerMemMB float64 `json:"peak_worker_mem_mb"` // peak heap in use of the process running the engine
 
