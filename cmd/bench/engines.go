@@ -184,6 +184,11 @@ func (b *seedBaseline) run(ctx context.Context, s *system, client *graph.Client,
 		decisions = append(decisions, store.Decision{ClaimID: c.ID, Verdict: verdict, Method: method, Evidence: "{}"})
 		mu.Unlock()
 	}
+	later := func(c store.Claim, reason string) { // back to pending, for the next run
+		mu.Lock()
+		retry = append(retry, store.Deferral{ClaimID: c.ID, NotBefore: time.Now(), Reason: "seed-baseline: " + reason})
+		mu.Unlock()
+	}
 	var wg sync.WaitGroup
 	for _, id := range order {
 		tenant, err := s.st.Tenant(ctx, id)
@@ -208,9 +213,7 @@ func (b *seedBaseline) run(ctx context.Context, s *system, client *graph.Client,
 				case err == errUnverifiable:
 					return store.VerdictUnverifiable, true
 				case err != nil:
-					mu.Lock()
-					retry = append(retry, store.Deferral{ClaimID: c.ID, NotBefore: time.Now(), Reason: "seed-baseline: " + err.Error()})
-					mu.Unlock()
+					later(c, err.Error())
 					return "", false
 				case found:
 					return store.VerdictVerified, true
@@ -259,9 +262,7 @@ func (b *seedBaseline) run(ctx context.Context, s *system, client *graph.Client,
 					// waits for the next run's sample.
 					for i, c := range verifiable {
 						if !inSample[i] {
-							mu.Lock()
-							retry = append(retry, store.Deferral{ClaimID: c.ID, NotBefore: time.Now(), Reason: "seed-baseline: sample failed"})
-							mu.Unlock()
+							later(c, "sample failed")
 						}
 					}
 					return

@@ -214,6 +214,10 @@ func measure(ctx context.Context, s *system, sc scenario, simStart time.Time, wa
 		res.DecidedPerHourWall = float64(res.Decided) / wall.Hours()
 	}
 
+	sampleAt := make(map[int]int, len(res.Timeline)) // simulated minute → its sample
+	for i, sample := range res.Timeline {
+		sampleAt[sample.Minute] = i
+	}
 	for _, r := range s.sim.Requests() {
 		if r.TokenID == "" || r.TokenID == "app" {
 			continue
@@ -222,12 +226,8 @@ func measure(ctx context.Context, s *system, sc scenario, simStart time.Time, wa
 		if r.Outcome == metasim.OutcomeThrottled {
 			res.Throttles++
 		}
-		m := int(r.Time.Sub(simStart) / time.Minute)
-		for i := range res.Timeline {
-			if res.Timeline[i].Minute == m {
-				res.Timeline[i].Calls++
-				break
-			}
+		if i, ok := sampleAt[int(r.Time.Sub(simStart)/time.Minute)]; ok {
+			res.Timeline[i].Calls++
 		}
 	}
 	// Budget: every token of the world (platform and premium) at the plan's

@@ -2,27 +2,21 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/testsuite"
-	"go.uber.org/zap"
 
 	"github.com/socialproof/verifier/internal/config"
-	"github.com/socialproof/verifier/internal/logging"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/testenv"
 )
 
 // appSecret is metasim's app secret for the bench world (a local fake).
@@ -67,12 +61,12 @@ func startSystem(ctx context.Context, o systemOptions) (*system, error) {
 
 	dsn := "sqlite:" + filepath.Join(o.dir, "verifier.db")
 	if o.databaseURL != "" {
-		var dropSchema func()
+		var dropSchema func() error
 		var err error
-		if dsn, dropSchema, err = freshSchema(ctx, o.databaseURL); err != nil {
-			return fail(err)
+		if dsn, dropSchema, err = testenv.NewSchema(ctx, o.databaseURL); err != nil {
+			return fail(fmt.Errorf("bench database: %w", err))
 		}
-		s.closers = append(s.closers, dropSchema)
+		s.closers = append(s.closers, func() { _ = dropSchema() })
 	}
 	st, err := store.Open(ctx, dsn)
 	if err != nil {
@@ -94,15 +88,9 @@ func startSystem(ctx context.Context, o systemOptions) (*system, error) {
 	if o.temporalCLI != "" {
 		sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
-		dev, err := testsuite.StartDevServer(sctx, testsuite.DevServerOptions{
-			ExistingPath:  o.temporalCLI,
-			LogLevel:      "error",
-			ClientOptions: &client.Options{Namespace: "default", Logger: logging.Temporal(zap.NewNop())},
-			Stdout:        io.Discard,
-			Stderr:        io.Discard,
-		})
+		dev, err := testenv.StartDevServer(sctx, o.temporalCLI, io.Discard)
 		if err != nil {
-			return fail(fmt.Errorf("start Temporal dev server: %w", err))
+			return fail(err)
 		}
 		s.temporal = dev.Client()
 		s.closers = append(s.closers, func() { _ = dev.Stop() })
@@ -116,38 +104,6 @@ func (s *system) close() {
 		s.closers[i]()
 	}
 	s.closers = nil
-}
-
-// freshSchema creates an empty schema in the database at base and returns
-// a DSN whose search_path points at it, and a func that drops it.
-func freshSchema(ctx context.Context, base string) (string, func(), error) {
-	buf := make([]byte, 8)
-	_, _ = rand.Read(buf)
-	schema := "bench_" + hex.EncodeToString(buf)
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		return "", nil, fmt.Errorf("connect to the bench database: %w", err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		return "", nil, fmt.Errorf("create schema: %w", err)
-	}
-	u, err := url.Parse(base)
-	if err != nil {
-		return "", nil, fmt.Errorf("database URL: %w", err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	drop := func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err != nil {
-			return
-		}
-		defer c.Close(context.Background())
-		_, _ = c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	}
-	return u.String(), drop, nil
 }
 
 // serveHTTP serves h on a free local port until the returned stop.

@@ -1,12 +1,14 @@
-// Package testenv starts the real parts integration tests run against: the
-// Temporal dev server (the CLI binary built by `make bin/temporal`), and the
-// task store on SQLite and, when TEST_DATABASE_URL is set, PostgreSQL.
+// Package testenv starts the real parts integration tests (and the bench)
+// run against: the Temporal dev server (the CLI binary built by `make
+// bin/temporal`), and the task store on SQLite and, when TEST_DATABASE_URL
+// is set, PostgreSQL.
 package testenv
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
@@ -76,8 +78,24 @@ func DevServerAt(t testing.TB) (client.Client, string) {
 	if testing.Verbose() {
 		out = os.Stderr
 	}
+	srv, err := StartDevServer(ctx, TemporalCLI(t), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Logf("stop dev server: %v", err)
+		}
+	})
+	return srv.Client(), srv.FrontendHostPort()
+}
+
+// StartDevServer starts a Temporal dev server from the CLI at cli, on free
+// ports with an in-memory database, its output to out; Stop stops it. The
+// bench (cmd/bench) starts its servers with it too.
+func StartDevServer(ctx context.Context, cli string, out io.Writer) (*testsuite.DevServer, error) {
 	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
-		ExistingPath: TemporalCLI(t),
+		ExistingPath: cli,
 		LogLevel:     "error",
 		ClientOptions: &client.Options{
 			Namespace: "default",
@@ -87,14 +105,9 @@ func DevServerAt(t testing.TB) (client.Client, string) {
 		Stderr: out,
 	})
 	if err != nil {
-		t.Fatalf("start Temporal dev server: %v", err)
+		return nil, fmt.Errorf("start Temporal dev server: %w", err)
 	}
-	t.Cleanup(func() {
-		if err := srv.Stop(); err != nil {
-			t.Logf("stop dev server: %v", err)
-		}
-	})
-	return srv.Client(), srv.FrontendHostPort()
+	return srv, nil
 }
 
 // Store backends.
@@ -150,39 +163,54 @@ func OpenStore(t testing.TB, backend string) (store.Store, string) {
 // whose search_path points at it.
 func freshSchema(t testing.TB, base string) string {
 	t.Helper()
-	ctx := context.Background()
+	dsn, drop, err := NewSchema(context.Background(), base)
+	if err != nil {
+		t.Fatalf("TEST_DATABASE_URL: %v", err)
+	}
+	// Registered before any store of the test is opened, so it runs after
+	// they are all closed.
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return dsn
+}
+
+// NewSchema creates an empty schema with a random name in the PostgreSQL
+// database at base and returns a DSN whose search_path points at it, and a
+// func that drops it.
+func NewSchema(ctx context.Context, base string) (dsn string, drop func() error, err error) {
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", nil, fmt.Errorf("database URL: %w", err)
+	}
 	buf := make([]byte, 8)
 	_, _ = rand.Read(buf)
 	schema := "t_" + hex.EncodeToString(buf)
 	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		t.Fatalf("connect to TEST_DATABASE_URL: %v", err)
+		return "", nil, fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(ctx)
 	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatalf("create schema: %v", err)
+		return "", nil, fmt.Errorf("create schema: %w", err)
 	}
-	// Registered before any store of the test is opened, so it runs after
-	// they are all closed.
-	t.Cleanup(func() {
+	drop = func() error {
 		c, err := pgx.Connect(context.Background(), base)
 		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
+			return fmt.Errorf("drop schema %s: %w", schema, err)
 		}
 		defer c.Close(context.Background())
 		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
+			return fmt.Errorf("drop schema %s: %w", schema, err)
 		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("TEST_DATABASE_URL: %v", err)
+		return nil
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), drop, nil
 }
 
 // SeedWorld loads metasim's tenants and tokens into st the way `starter
