@@ -33,8 +33,11 @@ dev: build
 	./scripts/dev.sh
 
 ## test: unit and integration tests (real dev server, metasim, SQLite; PostgreSQL when TEST_DATABASE_URL is set)
+# -p 1: one package at a time. Two packages each running a dev server, a
+# worker and metasim at 120x (workflows/ and the bench smoke) would share the
+# 2 cores, and the limiter's budget-use test measures pacing in wall time.
 test: $(TEMPORAL)
-	TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -count=1 -timeout 14m ./...
+	TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -p 1 -count=1 -timeout 14m ./...
 
 ## evidence-hour: the grouped-evidence scenario over a whole platform hour
 ## (20,000 comment claims, with and without webhooks): what is decided, with
