@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/socialproof/verifier/internal/graph"
+	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/store"
 )
 
@@ -59,9 +60,13 @@ func (a *Activities) now() time.Time {
 
 // ClaimBatchInput asks for a batch of pending claims.
 type ClaimBatchInput struct {
-	Owner    string // lease owner: the Dispatcher run
-	Limit    int
-	LeaseTTL time.Duration
+	Owner string // lease owner: the Dispatcher run
+	Limit int
+	// BacklogLimit, when above Limit, is the limit while the Governor has
+	// standard tenants on honor: claims decided on honor cost no call, so a
+	// backlog drains this much faster.
+	BacklogLimit int `json:",omitempty"`
+	LeaseTTL     time.Duration
 	// Horizon (platform time), when > 0, makes claiming budget-aware: see
 	// claimWithinBudgets. Zero leases the oldest Limit claims.
 	Horizon time.Duration `json:",omitempty"`
@@ -95,8 +100,12 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimB
 		bounded []store.Quota
 		err     error
 	)
+	modeOf := a.tenantModes(ctx, in.Mode)
+	if in.BacklogLimit > in.Limit && modeOf(policy.TenantRef{Tier: policy.TierStandard}).Mode == policy.ModeHonor {
+		in.Limit = in.BacklogLimit // a backlog: honor decides without calls
+	}
 	if in.Horizon > 0 {
-		claims, bounded, err = a.claimWithinBudgets(ctx, in)
+		claims, bounded, err = a.claimWithinBudgets(ctx, in, modeOf)
 	} else {
 		claims, err = a.Store.Claim(ctx, in.Owner, in.Limit, in.LeaseTTL, a.now())
 	}

@@ -22,7 +22,7 @@ const governorQueryTimeout = 3 * time.Second
 // batches already hold; tenants that sample or run on honor, targets fed by
 // webhooks, and tokens without a known budget are not bounded. Tenants are
 // served oldest claim first until in.Limit claims are leased.
-func (a *Activities) claimWithinBudgets(ctx context.Context, in ClaimBatchInput) ([]store.Claim, []store.Quota, error) {
+func (a *Activities) claimWithinBudgets(ctx context.Context, in ClaimBatchInput, modeOf func(policy.TenantRef) policy.TenantMode) ([]store.Claim, []store.Quota, error) {
 	now := a.now()
 	// A target is fed when webhooks brought evidence for it within the
 	// horizon (wall time).
@@ -51,7 +51,6 @@ func (a *Activities) claimWithinBudgets(ctx context.Context, in ClaimBatchInput)
 			budgets[tk.ID] = policy.TokenBudget{Calls: tk.BudgetCalls, Window: w}
 		}
 	}
-	modeOf := a.tenantModes(ctx, in.Mode)
 
 	byID := make(map[string]store.Tenant, len(tenants))
 	for _, t := range tenants {
@@ -89,6 +88,15 @@ func (a *Activities) claimWithinBudgets(ctx context.Context, in ClaimBatchInput)
 // state says; without an answer, policy.ConfiguredMode, as the Dispatcher
 // assumes when it cannot reach the Governor.
 func (a *Activities) tenantModes(ctx context.Context, configured string) func(policy.TenantRef) policy.TenantMode {
+	if view, ok := a.governorState(ctx, configured); ok {
+		return view.ModeFor
+	}
+	return func(t policy.TenantRef) policy.TenantMode { return policy.ConfiguredMode(policy.Mode(configured), t) }
+}
+
+// governorState is the Governor's state, if it answers within
+// governorQueryTimeout.
+func (a *Activities) governorState(ctx context.Context, configured string) (policy.GovernorView, bool) {
 	if a.Temporal != nil {
 		qctx, cancel := context.WithTimeout(ctx, governorQueryTimeout)
 		defer cancel()
@@ -98,9 +106,9 @@ func (a *Activities) tenantModes(ctx context.Context, configured string) func(po
 			err = v.Get(&view)
 		}
 		if err == nil {
-			return view.ModeFor
+			return view, true
 		}
 		activity.GetLogger(ctx).Warn("governor state unavailable; claiming assumes the configured mode", "mode", configured, "error", err)
 	}
-	return func(t policy.TenantRef) policy.TenantMode { return policy.ConfiguredMode(policy.Mode(configured), t) }
+	return policy.GovernorView{}, false
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/store"
 )
 
 // ReportLoadInput is the Dispatcher's load report: the tenants it is about
@@ -32,9 +33,20 @@ func (a *Activities) ReportLoad(ctx context.Context, in ReportLoadInput) (policy
 	if err != nil {
 		return d, fmt.Errorf("report load: %w", err)
 	}
+	tenants, err := a.Store.Tenants(ctx)
+	if err != nil {
+		return d, fmt.Errorf("report load: %w", err)
+	}
+	premium := map[string]bool{}
+	for _, t := range tenants {
+		premium[t.ID] = t.Tier == store.TierPremium
+	}
 	report := policy.LoadReport{Tenants: in.Tenants}
 	for _, s := range stats {
 		report.Open += s.Pending + s.Leased
+		if !premium[s.Tenant] {
+			report.OpenStandard += s.Pending + s.Leased
+		}
 		report.Received += int64(s.Pending + s.Leased)
 		for _, n := range s.Decided {
 			report.Received += int64(n)

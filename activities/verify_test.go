@@ -447,3 +447,42 @@ func TestBehindReadersOnlyForClaimsOneReadProves(t *testing.T) {
 		t.Errorf("BehindReaders = %v, want only the comment %v", behind, want)
 	}
 }
+
+// While standard tenants are on honor (here the configured mode: no
+// Governor to ask), a Dispatcher run claims up to BacklogLimit, not Limit:
+// honor costs no call, so a backlog drains at the larger rate.
+func TestClaimBatchTakesTheBacklogLimitOnlyOnHonor(t *testing.T) {
+	for _, tt := range []struct {
+		mode string
+		want int
+	}{{"verify", 10}, {"sample", 10}, {"honor", 25}} {
+		t.Run(tt.mode, func(t *testing.T) {
+			h := newHarness(t)
+			gen := h.sim.GenerateClaims(40, metasim.ClaimOptions{Tenants: []string{"brand-02"}, Kinds: comments})
+			var claims []claim.Claim
+			for _, g := range gen {
+				c, err := claim.Parse(g.Line)
+				if err != nil {
+					t.Fatal(err)
+				}
+				claims = append(claims, c)
+			}
+			if _, err := h.st.Submit(context.Background(), claims, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			v, err := h.env.ExecuteActivity(h.acts.ClaimBatch, activities.ClaimBatchInput{
+				Owner: owner, Limit: 10, BacklogLimit: 25, LeaseTTL: time.Hour, Mode: tt.mode,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res activities.ClaimBatchResult
+			if err := v.Get(&res); err != nil {
+				t.Fatal(err)
+			}
+			if res.Claimed != tt.want {
+				t.Errorf("mode %s: claimed %d, want %d", tt.mode, res.Claimed, tt.want)
+			}
+		})
+	}
+}

@@ -65,6 +65,6 @@ func setup(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("governor and audit running (started now: %v); mode %s, honor above %d/h\n", started, c.cfg.Mode, c.cfg.HonorAbove)
+	fmt.Printf("governor and audit running (started now: %v); mode %s, honor while more than %d standard claims are open\n", started, c.cfg.Mode, c.cfg.HonorOpenAbove)
 	return nil
 }

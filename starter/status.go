@@ -297,8 +297,13 @@ func printStatus(out io.Writer, s Status) {
 			fmt.Fprintf(out, "\ngovernor: %s\n", g.Error)
 		} else {
 			v := g.State
-			fmt.Fprintf(out, "\ngovernor: platform mode %s, standard tenants now %s; arrivals %.0f/h (honor above %d, back below %d); %d open (warning above %d)\n",
-				v.Mode, v.StandardMode, v.ArrivalPerHour, v.Thresholds.HonorAbove, v.Thresholds.HonorBelow, v.Open, v.Thresholds.QueueWarning)
+			rule := fmt.Sprintf("arrivals %.0f/h (honor above %d, back below %d)", v.ArrivalPerHour, v.Thresholds.HonorAbove, v.Thresholds.HonorBelow)
+			if v.Thresholds.HonorOpenAbove > 0 {
+				rule = fmt.Sprintf("%d standard claims open (honor above %d, back at %d); arrivals %.0f/h",
+					v.OpenStandard, v.Thresholds.HonorOpenAbove, v.Thresholds.HonorOpenBelow, v.ArrivalPerHour)
+			}
+			fmt.Fprintf(out, "\ngovernor: platform mode %s, standard tenants now %s; %s; %d open (warning above %d)\n",
+				v.Mode, v.StandardMode, rule, v.Open, v.Thresholds.QueueWarning)
 			for _, tenant := range slices.Sorted(maps.Keys(v.Overrides)) {
 				fmt.Fprintf(out, "  override %s: %s\n", tenant, v.Overrides[tenant])
 			}

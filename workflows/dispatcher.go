@@ -13,8 +13,11 @@ import (
 
 // DispatcherInput is fixed when the Schedule is created (`starter setup`).
 type DispatcherInput struct {
-	BatchSize int           // claims per run
-	LeaseTTL  time.Duration // lease on claimed claims; TenantBatch renews it while it works
+	BatchSize int // claims per run
+	// BacklogSize is claims per run while the Governor has standard tenants
+	// on honor (a backlog); 0 keeps BatchSize.
+	BacklogSize int           `json:",omitempty"`
+	LeaseTTL    time.Duration // lease on claimed claims; TenantBatch renews it while it works
 	// ClaimHorizon (platform time), when > 0, leases per verifying tenant
 	// only claims on the targets its token can read within it (see
 	// activities.ClaimBatchInput); 0 leases the oldest BatchSize claims.
@@ -47,7 +50,7 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 	var a *activities.Activities
 	var batch activities.ClaimBatchResult
 	if err := workflow.ExecuteActivity(actx, a.ClaimBatch, activities.ClaimBatchInput{
-		Owner: owner, Limit: in.BatchSize, LeaseTTL: in.LeaseTTL, Horizon: in.ClaimHorizon, Mode: in.Batch.Mode,
+		Owner: owner, Limit: in.BatchSize, BacklogLimit: in.BacklogSize, LeaseTTL: in.LeaseTTL, Horizon: in.ClaimHorizon, Mode: in.Batch.Mode,
 	}).Get(ctx, &batch); err != nil {
 		return res, err
 	}

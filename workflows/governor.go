@@ -13,6 +13,10 @@ import (
 // GovernorWorkflow is the type name of the Governor (id `governor`).
 const GovernorWorkflow = policy.GovernorWorkflowType
 
+// changeBacklogRule versions the Governor's default backlog rule (auto
+// verifies until standard claims back up; see policy.LoadThresholds).
+const changeBacklogRule = "backlog-rule"
+
 // defaultProbeEvery is how often (platform time) a broken tenant token is
 // tried again.
 const defaultProbeEvery = 5 * time.Minute
@@ -28,6 +32,9 @@ func Governor(ctx workflow.Context, in policy.GovernorStart) error {
 	g, err := policy.NewGovernorState(in)
 	if err != nil {
 		return temporal.NewNonRetryableApplicationError(err.Error(), "BadInput", err)
+	}
+	if in.Carried == nil && workflow.GetVersion(ctx, changeBacklogRule, workflow.DefaultVersion, 1) == workflow.DefaultVersion {
+		g.UseArrivalRule() // started before the backlog rule: replay as it ran
 	}
 	log := workflow.GetLogger(ctx)
 	if err := workflow.SetQueryHandler(ctx, policy.QueryGovernorState, func() (policy.GovernorView, error) {
@@ -88,6 +95,7 @@ func Governor(ctx workflow.Context, in policy.GovernorStart) error {
 					log.Error("set-thresholds refused", "error", err)
 				} else {
 					log.Info("thresholds set", "honorAbove", next.HonorAbove, "honorBelow", next.HonorBelow,
+						"honorOpenAbove", next.HonorOpenAbove, "honorOpenBelow", next.HonorOpenBelow,
 						"minDwell", time.Duration(next.MinDwell), "queueWarning", next.QueueWarning, "queueClear", next.QueueClear)
 				}
 				publish()

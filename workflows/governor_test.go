@@ -52,10 +52,11 @@ func TestGovernorFollowsLoadOperatorsAndTokens(t *testing.T) {
 		require.NoError(t, err)
 		directives = append(directives, d)
 	}
-	// One report a minute: 100 claims a minute is 6,000/h, above 5,000.
+	// One report a minute, 100 more standard claims open each time: above
+	// 150 they are backing up.
 	for i := 1; i <= 6; i++ {
 		env.RegisterDelayedCallback(func() {
-			reportLoad(env, policy.LoadReport{Received: int64(100 * i), Open: 10 * i, Tenants: tenants}, collect)
+			reportLoad(env, policy.LoadReport{Received: int64(100 * i), Open: 100 * i, OpenStandard: 100 * i, Tenants: tenants}, collect)
 		}, time.Duration(i)*time.Minute)
 	}
 	env.RegisterDelayedCallback(func() {
@@ -73,14 +74,14 @@ func TestGovernorFollowsLoadOperatorsAndTokens(t *testing.T) {
 
 	env.ExecuteWorkflow(workflows.GovernorWorkflow, policy.GovernorStart{
 		Speed: 1, RunLength: 6, ProbeEvery: policy.Duration(time.Minute),
-		Thresholds: policy.LoadThresholds{HonorAbove: 5000, HonorBelow: 4000, MinDwell: policy.Duration(time.Minute), QueueWarning: 100},
+		Thresholds: policy.LoadThresholds{HonorOpenAbove: 150, HonorOpenBelow: 50, MinDwell: policy.Duration(time.Minute), QueueWarning: 100},
 	})
 	var can *workflow.ContinueAsNewError
 	require.True(t, errors.As(env.GetWorkflowError(), &can), "after RunLength reports it continues as new: %v", env.GetWorkflowError())
 	require.Len(t, directives, 6)
 
-	// Minute 1 has no rate yet; from minute 2, 6,000/h is above 5,000: honor.
-	require.Equal(t, policy.ModeSample, directives[0].Standard)
+	// Minute 1: 100 open, verify; from minute 2, 200 open is above 150: honor.
+	require.Equal(t, policy.ModeVerify, directives[0].Standard)
 	require.Equal(t, policy.ModeHonor, directives[1].Standard)
 	require.Len(t, directives[1].Changes, 1)
 	require.Equal(t, "honor", directives[1].Changes[0].To)
@@ -94,7 +95,7 @@ func TestGovernorFollowsLoadOperatorsAndTokens(t *testing.T) {
 	require.Equal(t, policy.ModeHonor, d5.For("brand-02").Mode)
 	require.Equal(t, 40, mid.Thresholds.QueueWarning)
 	require.Contains(t, mid.Refused, "sometimes", "a bad set-mode is refused and shown")
-	require.Len(t, mid.Alerts, 2, "queue (50 open > 40) and the broken token: %v", mid.Alerts)
+	require.Len(t, mid.Alerts, 2, "queue (500 open > 40) and the broken token: %v", mid.Alerts)
 
 	// The second probe finds the token working: brand-02 is back on it.
 	require.False(t, directives[5].For("brand-02").PlatformToken, "probes %d", probes)

@@ -363,8 +363,8 @@ func (w *hybridWorld) governorState(t *testing.T) policy.GovernorView {
 	return resp.QueryResult[0]
 }
 
-// A load ramp over the honor threshold switches standard tenants to honor
-// and back, once each way, recorded in the Governor's history; operators
+// A load ramp that backs standard claims up past the honor threshold
+// switches standard tenants to honor and back to verifying, once each way, recorded in the Governor's history; operators
 // steer it with the `temporal` CLI; premium and overridden tenants stay
 // verified; the audit then revokes the false honor approvals.
 func TestGovernorRampToHonorAndBackWithCLI(t *testing.T) {
@@ -374,12 +374,12 @@ func TestGovernorRampToHonorAndBackWithCLI(t *testing.T) {
 
 	w.startAudit(t) // starts the Governor too
 	w.temporalCLI(t, "workflow", "signal", "--workflow-id", policy.GovernorWorkflowID, "--name", policy.SignalSetThresholds,
-		"--input", `{"honor_above":6000,"honor_below":3000,"min_dwell":"3m","queue_warning":150}`)
+		"--input", `{"honor_open_above":300,"honor_open_below":100,"min_dwell":"3m","queue_warning":150}`)
 	w.temporalCLI(t, "workflow", "signal", "--workflow-id", policy.GovernorWorkflowID, "--name", policy.SignalSetMode,
 		"--input", fmt.Sprintf(`{"mode":"verify","tenant":%q,"reason":"launch week: verify everything"}`, overridden))
 	testenv.Eventually(t, 20*time.Second, 200*time.Millisecond, "signals applied", func() (bool, string) {
 		v := w.governorState(t)
-		return v.Thresholds.HonorAbove == 6000 && v.Overrides[overridden] == policy.ModeVerify, fmt.Sprintf("%+v", v.Thresholds)
+		return v.Thresholds.HonorOpenAbove == 300 && v.Overrides[overridden] == policy.ModeVerify, fmt.Sprintf("%+v", v.Thresholds)
 	})
 
 	// The ramp, in platform time (a minute a second): 6 minutes at
@@ -408,10 +408,10 @@ func TestGovernorRampToHonorAndBackWithCLI(t *testing.T) {
 		}
 	}
 	t.Logf("governor: %d reports, arrival now %.0f/h, changes %+v", v.Reports, v.ArrivalPerHour, v.Changes)
-	if len(auto) != 2 || auto[0].To != "honor" || auto[1].To != "sample" {
+	if len(auto) != 2 || auto[0].To != "honor" || auto[1].To != "verify" {
 		t.Fatalf("automatic changes %+v, want one to honor and one back", auto)
 	}
-	if auto[0].ArrivalPerHour <= 6000 || auto[1].ArrivalPerHour >= 3000 {
+	if auto[0].OpenStandard <= 300 || auto[1].OpenStandard > 100 {
 		t.Errorf("switches not driven by the thresholds: %+v", auto)
 	}
 	if !sawWarning || len(v.Alerts) != 0 {

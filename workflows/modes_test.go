@@ -2,6 +2,7 @@ package workflows_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/mock"
@@ -15,16 +16,23 @@ import (
 )
 
 // In honor mode a batch approves its claims without a call, except those
-// of risky users, which are verified one by one.
+// of risky users, which are verified one by one, and those stored evidence
+// (webhooks, other batches' reads) proves, which are verified for free.
 func TestHonorModeApprovesWithoutCallsButVerifiesRiskyUsers(t *testing.T) {
 	env, a := newEnv(t)
 	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
 		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform",
 		Verifiable: []int64{1, 2, 3, 4}, Risky: []int64{5},
 	}, nil)
-	var verified []int64
+	var verified, stored []int64
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			if in.StoredOnly && !slices.Contains(in.ClaimIDs, 5) {
+				// A webhook proved claim 2; the rest have no stored evidence.
+				require.False(t, in.Final, "honor's stored check rejects nothing")
+				stored = append(stored, in.ClaimIDs...)
+				return activities.VerifyResult{Verified: 1, Absent: []int64{1, 3, 4}}, nil
+			}
 			verified = append(verified, in.ClaimIDs...)
 			return activities.VerifyResult{Verified: len(in.ClaimIDs), Calls: len(in.ClaimIDs)}, nil
 		})
@@ -41,9 +49,11 @@ func TestHonorModeApprovesWithoutCallsButVerifiesRiskyUsers(t *testing.T) {
 	var p workflows.Progress
 	require.NoError(t, env.GetWorkflowResult(&p))
 	require.Equal(t, []int64{5}, verified, "only the risky user's claim costs a call")
-	require.Equal(t, 4, p.ApprovedOnHonor)
+	require.Equal(t, []int64{1, 2, 3, 4}, stored, "stored evidence is looked at before approving on honor")
+	require.Equal(t, 3, p.ApprovedOnHonor)
+	require.Equal(t, 2, p.Verified, "the risky claim by a read, claim 2 by its webhook")
 	require.Equal(t, "honor", p.Mode)
-	require.Len(t, approved, 4)
+	require.Len(t, approved, 3)
 	for _, d := range approved {
 		require.Equal(t, store.VerdictApprovedOnHonor, d.Verdict)
 		require.Equal(t, activities.MethodHonor, d.Method)

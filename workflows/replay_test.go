@@ -24,11 +24,16 @@ func TestReplay(t *testing.T) {
 	// re-check's stored-evidence passes ("recheck-stored").
 	// tenantbatch_before_one_reader.json predates re-checks waiting for
 	// another batch's read of the same target ("one-reader-per-target").
+	// governor_before_backlog_rule.json predates the backlog rule
+	// ("backlog-rule": it replays on the plan's arrival rule).
+	// tenantbatch_honor_before_stored_first.json predates honor batches
+	// deciding from stored evidence first ("honor-stored-first").
 	for _, file := range []string{
 		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
 		"limiter.json", "limiter_continued.json", "governor.json", "audit.json", "evidence_purge.json",
 		"dispatcher_before_governor.json", "tenantbatch_before_governor.json", "tenantbatch_unpaced.json",
 		"tenantbatch_before_lease_while_queued.json", "tenantbatch_before_one_reader.json",
+		"governor_before_backlog_rule.json", "tenantbatch_honor_before_stored_first.json",
 	} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()

@@ -126,6 +126,7 @@ func NewScheduleConfig(cfg config.Config) ScheduleConfig {
 		Interval: cfg.Scaled(cfg.Interval),
 		Dispatcher: DispatcherInput{
 			BatchSize:    cfg.BatchSize,
+			BacklogSize:  cfg.BacklogBatchSize,
 			LeaseTTL:     cfg.Scaled(cfg.LeaseTTL),
 			ClaimHorizon: cfg.ClaimHorizon,
 			Governor:     NewGovernorStart(cfg),

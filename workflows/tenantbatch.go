@@ -166,8 +166,11 @@ type tenantBatch struct {
 	// batch, holding an older claim on it, reads first; it waits for that
 	// read and decides from it (version 1 of changeOneReader).
 	oneReader bool
-	sampling  bool // a sample is being checked: its claims need a real first check
-	checked   int  // claims checked so far, for the calls-per-claim estimate
+	// honorStored: honor approves only claims that stored evidence does not
+	// prove (version 1 of changeHonorStored).
+	honorStored bool
+	sampling    bool // a sample is being checked: its claims need a real first check
+	checked     int  // claims checked so far, for the calls-per-claim estimate
 }
 
 // changeLimiterPermits versions the switch to limiter permits.
@@ -195,6 +198,7 @@ func (b *tenantBatch) run(ctx workflow.Context) (Progress, error) {
 	hybrid := workflow.GetVersion(ctx, changeHybrid, workflow.DefaultVersion, 1) == 1
 	b.storedFirst = hybrid && workflow.GetVersion(ctx, changeStoredFirst, workflow.DefaultVersion, 1) == 1
 	b.leaseWhileQueued = b.storedFirst && workflow.GetVersion(ctx, changeLeaseWhileQueued, workflow.DefaultVersion, 1) == 1
+	b.honorStored = b.storedFirst && b.s.mode() == ModeHonor && workflow.GetVersion(ctx, changeHonorStored, workflow.DefaultVersion, 1) == 1
 	b.leaseUntil = workflow.Now(ctx).Add(b.in.LeaseTTL)
 
 	var plan activities.Plan
@@ -364,6 +368,10 @@ const changeHybrid = "hybrid-modes"
 // re-check, before any permit is reserved.
 const changeRecheckStored = "recheck-stored"
 
+// changeHonorStored versions honor batches deciding from stored evidence
+// before they approve on honor.
+const changeHonorStored = "honor-stored-first"
+
 // changeOneReader versions the wait for another batch's read of the same
 // target (see waitBehindReaders).
 const changeOneReader = "one-reader-per-target"
@@ -411,18 +419,24 @@ func (b *tenantBatch) waitBehindReaders(ctx workflow.Context, tokenID string, id
 
 // checkStored decides claims from stored evidence alone, as a final check
 // (a stored read made after a claim's grace delay rejects it), and returns
-// the claims it could not decide. A failed activity decides nothing: its
-// claims go on to be read.
+// the claims it could not decide.
 func (b *tenantBatch) checkStored(ctx workflow.Context, tokenID string, ids []int64) []int64 {
+	return b.storedPass(ctx, tokenID, ids, true)
+}
+
+// storedPass decides claims from stored evidence alone and returns the
+// claims it could not decide. As a final check, a stored read made after a
+// claim's grace delay rejects a claim; otherwise only proof decides. A
+// failed activity decides nothing: its claims come back undecided.
+func (b *tenantBatch) storedPass(ctx workflow.Context, tokenID string, ids []int64, final bool) (rest []int64) {
 	var a *activities.Activities
 	actx := workflow.WithActivityOptions(ctx, graphActivityOptions)
-	var rest []int64
 	for start := 0; start < len(ids); start += storedOnlyChunk {
 		chunk := ids[start:min(start+storedOnlyChunk, len(ids))]
 		var r activities.VerifyResult
 		if err := workflow.ExecuteActivity(actx, a.VerifyClaims, activities.VerifyInput{
 			TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: chunk,
-			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: true, Grace: b.s.RecheckDelay,
+			LeaseOwner: b.in.LeaseOwner, LeaseTTL: b.in.LeaseTTL, Final: final, Grace: b.s.RecheckDelay,
 			StoredOnly: true,
 		}).Get(ctx, &r); err != nil {
 			workflow.GetLogger(ctx).Warn("stored-evidence re-check failed; its claims are read instead", "claims", len(chunk), "error", err)
@@ -462,6 +476,12 @@ func (b *tenantBatch) decide(ctx workflow.Context, mode, tokenID string, ids, ri
 	switch mode {
 	case ModeHonor:
 		absent := b.verifyWithRetries(ctx, tokenID, risky)
+		if b.honorStored {
+			// Webhooks and other batches' reads prove claims at no call:
+			// only claims without such proof are approved on honor. (Not
+			// read: under a backlog the reads are what is short.)
+			ids = b.storedPass(ctx, tokenID, ids, false)
+		}
 		return absent, b.approveOnHonor(ctx, ids)
 	case ModeSample:
 		absent := b.verifyWithRetries(ctx, tokenID, risky)

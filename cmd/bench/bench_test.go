@@ -15,7 +15,7 @@ import (
 // decides every claim without approving a false one; the user's plan
 // approves false claims by sample. The report is written.
 func TestBenchSmoke(t *testing.T) {
-	sc, err := scenarioNamed("smoke", 120, 0, 0)
+	sc, err := scenarioNamed("smoke", 120, 60, 0, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

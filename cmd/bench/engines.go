@@ -46,6 +46,7 @@ func (o *ours) start(ctx context.Context, s *system, speed float64) error {
 		// its configured rate (500 a minute by default).
 		stretched := time.Duration(speed) * time.Second
 		cfg.BatchSize = min(10000, int(int64(cfg.BatchSize)*int64(stretched)/int64(cfg.Interval)))
+		cfg.BacklogBatchSize = min(10000, int(int64(cfg.BacklogBatchSize)*int64(stretched)/int64(cfg.Interval)))
 		cfg.Interval = stretched
 	}
 	if o.tune != nil {

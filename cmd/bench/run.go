@@ -112,11 +112,13 @@ func runEngine(ctx context.Context, sc scenario, name string, eng engine, o runO
 		time.Sleep(poll)
 	}
 	wall := time.Since(start)
+	hooks := s.sim.WebhookStats() // before stop cancels what is still queued
+	res.WebhookEvents, res.WebhooksDelivered = hooks.Events, hooks.Delivered
 	eng.stop()
 	res.WallSeconds = wall.Seconds()
 	res.PeakWorkerMemMB = float64(peakHeap) / (1 << 20)
 
-	if err := measure(ctx, s, sc, simStart, wall, kinds, truth, &res); err != nil {
+	if err := measure(ctx, s, sc, simStart, start, wall, kinds, truth, &res); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -165,7 +167,7 @@ func openClaims(ctx context.Context, st store.Store) (int, error) {
 
 // measure fills res from the store's verdicts, metasim's request log and
 // ground truth, and Temporal's histories.
-func measure(ctx context.Context, s *system, sc scenario, simStart time.Time, wall time.Duration,
+func measure(ctx context.Context, s *system, sc scenario, simStart, start time.Time, wall time.Duration,
 	verifiable, truth map[string]bool, res *bench.EngineResult) error {
 	decided, err := s.st.Decided(ctx, store.ExportFilter{})
 	if err != nil {
@@ -182,13 +184,14 @@ func measure(ctx context.Context, s *system, sc scenario, simStart time.Time, wa
 			res.Fraudulent++
 		}
 	}
-	var latencies []time.Duration
-	res.ByVerdict = map[string]int{}
+	var latencies, decidedAfter []time.Duration
+	res.ByVerdict, res.Misjudged = map[string]int{}, map[string]int{}
 	for _, c := range decided {
 		key := c.Tenant + "/" + c.Key
 		res.Decided++
 		res.ByVerdict[c.Verdict+"/"+c.Method]++
 		latencies = append(latencies, time.Duration(float64(c.DecidedAt.Sub(c.SubmittedAt))*sc.speed))
+		decidedAfter = append(decidedAfter, c.DecidedAt.Sub(start))
 		real := (c.Verdict == store.VerdictVerified || c.Verdict == store.VerdictRejected) &&
 			(c.Method == activities.MethodGraph || c.Method == activities.MethodWebhook)
 		if real && verifiable[key] {
@@ -197,12 +200,18 @@ func measure(ctx context.Context, s *system, sc scenario, simStart time.Time, wa
 		approved := c.Verdict == store.VerdictVerified || c.Verdict == store.VerdictApprovedBySample || c.Verdict == store.VerdictApprovedOnHonor
 		if !truth[key] && approved {
 			res.FraudApproved++
+			res.Misjudged["fraud approved/"+string(c.Kind)]++
 		}
 		if truth[key] && verifiable[key] && (c.Verdict == store.VerdictRejected || c.Verdict == store.VerdictRevoked) {
 			res.GenuineRejected++
+			res.Misjudged["genuine rejected/"+string(c.Kind)]++
 		}
 	}
 	slices.Sort(latencies)
+	slices.Sort(decidedAfter)
+	if n := len(decidedAfter); n > 0 {
+		res.Decided90Seconds = max(decidedAfter[(n*9-1)/10], time.Millisecond).Seconds()
+	}
 	if n := len(latencies); n > 0 {
 		res.LatencyP50 = latencies[n/2]
 		res.LatencyP95 = latencies[min(n-1, n*95/100)]

@@ -57,6 +57,12 @@ var measures = []measure{
 	{"p50 submit-to-verdict (simulated)", func(e EngineResult) string { return duration(e.LatencyP50) }},
 	{"p95 submit-to-verdict (simulated)", func(e EngineResult) string { return duration(e.LatencyP95) }},
 	{"peak pending", func(e EngineResult) string { return thousands(int64(e.PeakPending)) }},
+	{"webhooks delivered (of events)", func(e EngineResult) string {
+		if e.WebhookEvents == 0 {
+			return "n/a" // not subscribed
+		}
+		return ratio(e.WebhooksDelivered, e.WebhookEvents)
+	}},
 	{"peak heap (engine and metasim in one process)", func(e EngineResult) string { return megabytes(e.PeakWorkerMemMB) }},
 }
 
@@ -88,6 +94,10 @@ func PrintTable(w io.Writer, r Report) error {
 		for _, e := range s.Engines {
 			p.printf("  %s: %s\n", e.Engine, verdicts(e.ByVerdict))
 		}
+		p.printf("misjudged (by kind):\n")
+		for _, e := range s.Engines {
+			p.printf("  %s: %s\n", e.Engine, verdicts(e.Misjudged))
+		}
 		if len(s.Targets) > 0 {
 			// The tab-free line ends the table's column block, so the
 			// targets align among themselves rather than with the table.
@@ -102,7 +112,7 @@ func PrintTable(w io.Writer, r Report) error {
 		}
 	}
 	if len(r.Growth) > 0 {
-		p.printf("\n== cost growth\n\nengine\tclaims\tclaims/s\tpeak heap\n")
+		p.printf("\n== cost growth (claims/s: the first 90%% decided, over the wall time they took)\n\nengine\tclaims\tclaims/s\tpeak heap\n")
 		for _, g := range r.Growth {
 			p.printf("%s\t%s\t%s\t%s\n", g.Engine, thousands(int64(g.Claims)),
 				strconv.FormatFloat(g.ClaimsPerSecond, 'f', 1, 64), megabytes(g.PeakWorkerMemMB))
@@ -144,6 +154,10 @@ func WriteMarkdown(w io.Writer, r Report) error {
 		for _, e := range s.Engines {
 			p.printf("- %s: %s\n", mdEscape(e.Engine), verdicts(e.ByVerdict))
 		}
+		p.printf("\nMisjudged (by kind):\n\n")
+		for _, e := range s.Engines {
+			p.printf("- %s: %s\n", mdEscape(e.Engine), verdicts(e.Misjudged))
+		}
 		if len(s.Targets) > 0 {
 			p.printf("\nTargets:\n\n")
 			for _, t := range s.Targets {
@@ -159,7 +173,7 @@ func WriteMarkdown(w io.Writer, r Report) error {
 		p.printf("\n![%s](%s)\n", s.Name, chartFileName(s.Name))
 	}
 	if len(r.Growth) > 0 {
-		p.printf("\n## Cost growth\n\n| engine | claims | claims/s | peak heap |\n|---|--:|--:|--:|\n")
+		p.printf("\n## Cost growth\n\nClaims/s: the first 90%% of the claims decided, over the wall time they took.\n\n| engine | claims | claims/s | peak heap |\n|---|--:|--:|--:|\n")
 		for _, g := range r.Growth {
 			p.printf("| %s | %s | %s | %s |\n", mdEscape(g.Engine), thousands(int64(g.Claims)),
 				strconv.FormatFloat(g.ClaimsPerSecond, 'f', 1, 64), megabytes(g.PeakWorkerMemMB))

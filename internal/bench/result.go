@@ -55,6 +55,20 @@ type EngineResult struct {
 	// "verified/webhook", "approved_by_sample/sample", "revoked/audit"):
 	// how each engine reached its decisions.
 	ByVerdict map[string]int `json:"by_verdict,omitempty"`
+	// Misjudged counts, by claim kind, the fraudulent claims approved
+	// ("fraud approved/ig_mention") and the genuine ones rejected or
+	// revoked ("genuine rejected/ig_comment"): where the errors are.
+	Misjudged map[string]int `json:"misjudged,omitempty"`
+
+	// WebhookEvents and WebhooksDelivered are metasim's count of webhook
+	// events for the engine and of those delivered (0: no subscription).
+	// Deliveries that fail under load leave genuine claims to reads.
+	WebhookEvents     int `json:"webhook_events,omitempty"`
+	WebhooksDelivered int `json:"webhooks_delivered,omitempty"`
+
+	// Decided90Seconds is the wall time from the engine's start until 90%
+	// of the claims it decided were decided.
+	Decided90Seconds float64 `json:"decided_90_seconds,omitempty"`
 
 	PeakPending     int     `json:"peak_pending"`
 	PeakWorkerMemMB float64 `json:"peak_worker_mem_mb"` // peak heap in use of the process running the engine
@@ -84,8 +98,12 @@ type Target struct {
 
 // GrowthPoint is one size of the cost-growth series (drain at 50k, 100k, 200k).
 type GrowthPoint struct {
-	Engine          string  `json:"engine"`
-	Claims          int     `json:"claims"`
+	Engine string `json:"engine"`
+	Claims int    `json:"claims"`
+	// ClaimsPerSecond is the bulk rate: 90% of the claims decided, over the
+	// wall time until they were. (What stays open, premium claims waiting
+	// for their tokens' reads, trickles out at the budget's pace and would
+	// make every size look as slow as the cap is long.)
 	ClaimsPerSecond float64 `json:"claims_per_second"`
 	PeakWorkerMemMB float64 `json:"peak_worker_mem_mb"`
 }

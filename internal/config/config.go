@@ -31,11 +31,16 @@ type Config struct {
 	// delay and backoffs are divided by it, so tests and demos run an hour in
 	// a minute at Speed 60. Budget windows (metasim, and later the limiter)
 	// use the same factor.
-	Speed        float64
-	Interval     time.Duration // how often the schedule fires the Dispatcher (before Speed)
-	BatchSize    int           // claims per Dispatcher run
-	LeaseTTL     time.Duration // how long a claimed batch stays leased without renewal (before Speed)
-	RecheckDelay time.Duration // grace before a claim without evidence is checked again and rejected (before Speed)
+	Speed     float64
+	Interval  time.Duration // how often the schedule fires the Dispatcher (before Speed)
+	BatchSize int           // claims per Dispatcher run
+	// BacklogBatchSize is how many claims a Dispatcher run takes while the
+	// Governor has standard tenants on honor (a backlog): honor costs no
+	// call, so the backlog drains at this rate rather than BatchSize's.
+	// 0 keeps BatchSize.
+	BacklogBatchSize int
+	LeaseTTL         time.Duration // how long a claimed batch stays leased without renewal (before Speed)
+	RecheckDelay     time.Duration // grace before a claim without evidence is checked again and rejected (before Speed)
 	// ClaimHorizon makes claiming budget-aware: each Dispatcher run leases,
 	// per verifying tenant, claims on no more targets than its token can read
 	// within this much platform time (counting those already leased), so no
@@ -45,17 +50,23 @@ type Config struct {
 	// BatchSize claims, whatever the budgets.
 	ClaimHorizon time.Duration
 	// Mode for standard tenants, the Governor's starting platform mode:
-	// "auto" (sample, or honor above HonorAbove claims/hour), "verify" (every
+	// "auto" (verify, or honor while standard claims back up past
+	// HonorOpenAbove; see policy.LoadThresholds), "verify" (every
 	// claim checked), "sample" (a sequential sample decides the batch; see
 	// internal/policy) or "honor". Operators change it with set-mode.
 	Mode string
-	// The Governor's thresholds (platform time): honor above HonorAbove
-	// claims/hour, back to sampling below HonorBelow, no automatic switch
-	// within ModeDwell of the last; a warning above QueueWarning open claims.
-	HonorAbove   int
-	HonorBelow   int
-	ModeDwell    time.Duration
-	QueueWarning int
+	// The Governor's thresholds (platform time): honor while more than
+	// HonorOpenAbove standard claims are open, back to verifying at
+	// HonorOpenBelow; HonorAbove/HonorBelow (claims/hour) are the plan's
+	// arrival rule, for Governors started before the backlog rule; no
+	// automatic switch within ModeDwell of the last; a warning above
+	// QueueWarning open claims.
+	HonorAbove     int
+	HonorBelow     int
+	HonorOpenAbove int
+	HonorOpenBelow int
+	ModeDwell      time.Duration
+	QueueWarning   int
 	// UserRiskTTL is how long a user with a false claim is verified one by
 	// one (before Speed).
 	UserRiskTTL time.Duration
@@ -87,12 +98,15 @@ func Default() Config {
 		Speed:             1,
 		Interval:          time.Minute,
 		BatchSize:         500,
+		BacklogBatchSize:  5000,
 		LeaseTTL:          10 * time.Minute,
 		RecheckDelay:      2 * time.Minute,
 		ClaimHorizon:      time.Hour,
 		Mode:              "auto",
 		HonorAbove:        20_000,
 		HonorBelow:        16_000,
+		HonorOpenAbove:    5_000,
+		HonorOpenBelow:    1_000,
 		ModeDwell:         10 * time.Minute,
 		QueueWarning:      5_000,
 		UserRiskTTL:       24 * time.Hour,
@@ -133,12 +147,15 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.Speed, "speed", c.Speed, "time acceleration for intervals, leases and budget windows (env SPEED)")
 	dur(&c.Interval, "interval", "DISPATCH_INTERVAL", "schedule interval before speed-up")
 	num(&c.BatchSize, "batch-size", "BATCH_SIZE", "claims per Dispatcher run")
+	num(&c.BacklogBatchSize, "backlog-batch-size", "BACKLOG_BATCH_SIZE", "claims per Dispatcher run while standard tenants are on honor (a backlog); 0: batch-size")
 	dur(&c.LeaseTTL, "lease-ttl", "LEASE_TTL", "lease on claimed claims before speed-up")
 	dur(&c.RecheckDelay, "recheck-delay", "RECHECK_DELAY", "grace before re-checking a claim without evidence, before speed-up")
 	dur(&c.ClaimHorizon, "claim-horizon", "CLAIM_HORIZON", "lease per tenant only what its token can read within this (platform time; 0: no budget bound)")
-	str(&c.Mode, "mode", "VERIFICATION_MODE", "standard tenants' starting mode: auto (sample, honor under heavy load), verify, sample or honor")
-	num(&c.HonorAbove, "honor-above", "HONOR_ABOVE", "auto mode: honor above this many claims/hour")
-	num(&c.HonorBelow, "honor-below", "HONOR_BELOW", "auto mode: back to sampling below this many claims/hour")
+	str(&c.Mode, "mode", "VERIFICATION_MODE", "standard tenants' starting mode: auto (verify, honor while claims back up), verify, sample or honor")
+	num(&c.HonorOpenAbove, "honor-open-above", "HONOR_OPEN_ABOVE", "auto mode: honor while more than this many standard claims are open")
+	num(&c.HonorOpenBelow, "honor-open-below", "HONOR_OPEN_BELOW", "auto mode: back to verifying at this many open standard claims")
+	num(&c.HonorAbove, "honor-above", "HONOR_ABOVE", "auto mode on the plan's arrival rule (Governors from before the backlog rule): honor above this many claims/hour")
+	num(&c.HonorBelow, "honor-below", "HONOR_BELOW", "auto mode on the arrival rule: back to sampling below this many claims/hour")
 	dur(&c.ModeDwell, "mode-dwell", "MODE_DWELL", "auto mode: least time between switches, before speed-up")
 	num(&c.QueueWarning, "queue-warning", "QUEUE_WARNING", "warn above this many open claims")
 	dur(&c.EvidenceRetention, "evidence-retention", "EVIDENCE_RETENTION", "how long stored evidence (comment texts, usernames) is kept, before speed-up")
@@ -163,6 +180,9 @@ func (c Config) Validate() error {
 	}
 	if c.BatchSize <= 0 || c.BatchSize > 10000 {
 		errs = append(errs, fmt.Errorf("batch size must be 1..10000, got %d", c.BatchSize))
+	}
+	if c.BacklogBatchSize < 0 || c.BacklogBatchSize > 10000 {
+		errs = append(errs, fmt.Errorf("backlog batch size must be 0..10000, got %d", c.BacklogBatchSize))
 	}
 	if c.Interval <= 0 || c.LeaseTTL <= 0 || c.RecheckDelay < 0 || c.ClaimHorizon < 0 {
 		errs = append(errs, errors.New("interval and lease TTL must be > 0, re-check delay and claim horizon >= 0"))
@@ -204,7 +224,7 @@ func (c Config) Validate() error {
 // Thresholds are the Governor's thresholds from the configuration.
 func (c Config) Thresholds() policy.LoadThresholds {
 	return policy.DefaultLoadThresholds().Merge(policy.LoadThresholds{
-		HonorAbove: c.HonorAbove, HonorBelow: c.HonorBelow, MinDwell: policy.Duration(c.ModeDwell), QueueWarning: c.QueueWarning,
+		HonorAbove: c.HonorAbove, HonorBelow: c.HonorBelow, HonorOpenAbove: c.HonorOpenAbove, HonorOpenBelow: c.HonorOpenBelow, MinDwell: policy.Duration(c.ModeDwell), QueueWarning: c.QueueWarning,
 	})
 }
 

@@ -76,7 +76,11 @@ type TenantRef struct {
 type LoadReport struct {
 	Received int64
 	Open     int
-	Tenants  []TenantRef
+	// OpenStandard counts the open claims of standard tenants, the ones the
+	// platform mode decides (the backlog rule watches them; premium tenants
+	// verify on their own budgets, whatever their backlog).
+	OpenStandard int `json:",omitempty"`
+	Tenants      []TenantRef
 }
 
 // TenantMode is how one tenant's batch runs.
@@ -117,6 +121,7 @@ type ModeChange struct {
 	Reason         string
 	ArrivalPerHour float64
 	Open           int
+	OpenStandard   int `json:",omitempty"`
 }
 
 // LoadSample is one load report's counter.
@@ -129,7 +134,7 @@ type LoadSample struct {
 // times; thresholds and rates are in platform time (wall × Speed).
 type GovernorState struct {
 	Mode         Mode            // operator's platform mode for standard tenants: auto, verify, sample, honor
-	AutoMode     Mode            // what auto means now: sample or honor
+	AutoMode     Mode            // what auto means now: verify or honor (backlog rule), sample or honor (arrival rule)
 	AutoSince    time.Time       // when AutoMode last changed (zero: never)
 	Overrides    map[string]Mode // per-tenant, by operators
 	Thresholds   LoadThresholds
@@ -137,6 +142,7 @@ type GovernorState struct {
 	Samples      []LoadSample
 	Arrival      float64 // claims per platform hour, over the rate window
 	Open         int
+	OpenStandard int `json:",omitempty"`
 	QueueWarning bool
 	Broken       []TokenAlert // broken tenant tokens, in token id order (a slice: workflow code never ranges over a map)
 	Reports      int64
@@ -164,8 +170,21 @@ func NewGovernorState(in GovernorStart) (*GovernorState, error) {
 	if speed <= 0 {
 		speed = 1
 	}
-	return &GovernorState{Mode: mode, AutoMode: ModeSample, Thresholds: th, Speed: speed,
+	auto := ModeSample
+	if th.HonorOpenAbove > 0 {
+		auto = ModeVerify
+	}
+	return &GovernorState{Mode: mode, AutoMode: auto, Thresholds: th, Speed: speed,
 		Overrides: map[string]Mode{}}, nil
+}
+
+// UseArrivalRule puts a new state on the plan's arrival-rate rule: what
+// Governors started before the backlog rule replay with.
+func (g *GovernorState) UseArrivalRule() {
+	g.Thresholds = g.Thresholds.ArrivalRule()
+	if g.AutoMode == ModeVerify {
+		g.AutoMode = ModeSample
+	}
 }
 
 // StandardMode is the mode standard tenants run in now.
@@ -187,14 +206,18 @@ func (g *GovernorState) platform(d time.Duration) time.Duration {
 // was raised or cleared by this report.
 func (g *GovernorState) Report(now time.Time, r LoadReport) (d Directive, warn string) {
 	g.Reports++
-	g.Open = r.Open
+	g.Open, g.OpenStandard = r.Open, r.OpenStandard
 	g.addSample(now, r.Received)
 
 	held := time.Duration(1<<63 - 1)
 	if !g.AutoSince.IsZero() {
 		held = g.platform(now.Sub(g.AutoSince))
 	}
-	if next, reason := AutoMode(g.AutoMode, g.Arrival, held, g.Thresholds); next != g.AutoMode {
+	next, reason := AutoMode(g.AutoMode, g.Arrival, held, g.Thresholds)
+	if g.Thresholds.HonorOpenAbove > 0 {
+		next, reason = BacklogMode(g.AutoMode, r.OpenStandard, held, g.Thresholds)
+	}
+	if next != g.AutoMode {
 		c := g.record(now, AllTenants, string(g.AutoMode), string(next), "auto", reason)
 		g.AutoMode, g.AutoSince = next, now
 		if g.Mode == ModeAuto {
@@ -364,7 +387,7 @@ func brokenToken(broken []TokenAlert, tokenID string) (TokenAlert, bool) {
 }
 
 func (g *GovernorState) record(now time.Time, tenant, from, to, by, reason string) ModeChange {
-	c := ModeChange{At: now, Tenant: tenant, From: from, To: to, By: by, Reason: reason, ArrivalPerHour: g.Arrival, Open: g.Open}
+	c := ModeChange{At: now, Tenant: tenant, From: from, To: to, By: by, Reason: reason, ArrivalPerHour: g.Arrival, Open: g.Open, OpenStandard: g.OpenStandard}
 	g.Changes = append(g.Changes, c)
 	if len(g.Changes) > maxRecordedChanges {
 		g.Changes = slices.Delete(g.Changes, 0, len(g.Changes)-maxRecordedChanges)
@@ -380,6 +403,7 @@ type GovernorView struct {
 	Overrides      map[string]Mode // per-tenant
 	ArrivalPerHour float64         // claims per platform hour
 	Open           int             // claims pending or leased
+	OpenStandard   int             `json:",omitempty"` // standard tenants' open claims (the backlog rule's input)
 	Thresholds     LoadThresholds
 	Alerts         []string
 	BrokenTokens   []TokenAlert `json:",omitempty"`
@@ -392,7 +416,7 @@ type GovernorView struct {
 func (g *GovernorState) View() GovernorView {
 	v := GovernorView{
 		Mode: g.Mode, StandardMode: g.StandardMode(), AutoMode: g.AutoMode, Overrides: g.Overrides,
-		ArrivalPerHour: g.Arrival, Open: g.Open, Thresholds: g.Thresholds,
+		ArrivalPerHour: g.Arrival, Open: g.Open, OpenStandard: g.OpenStandard, Thresholds: g.Thresholds,
 		BrokenTokens: g.BrokenTokens(), Changes: g.Changes, Reports: g.Reports, Refused: g.Refused,
 	}
 	if g.QueueWarning {

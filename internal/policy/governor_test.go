@@ -45,9 +45,10 @@ func TestGovernorMeasuresArrivalsInPlatformTime(t *testing.T) {
 	}
 }
 
-func TestGovernorSwitchesToHonorAndBackOnceEach(t *testing.T) {
+func TestGovernorArrivalRuleSwitchesToHonorAndBackOnceEach(t *testing.T) {
 	const speed = 60
 	g := newGovernor(t, speed)
+	g.UseArrivalRule()
 	var all []policy.ModeChange
 	n, at := int64(0), t0
 	for _, level := range []float64{1000, 2500, 4000, 3500, 2600, 2900, 2100, 2500, 1000, 1500} {
@@ -65,6 +66,39 @@ func TestGovernorSwitchesToHonorAndBackOnceEach(t *testing.T) {
 	}
 	if g.StandardMode() != policy.ModeSample {
 		t.Fatalf("ends in %s", g.StandardMode())
+	}
+}
+
+// The backlog rule: standard tenants are verified until their open claims
+// pass HonorOpenAbove, then approved on honor until they fall to
+// HonorOpenBelow. The arrival rate alone (here far above HonorAbove) does
+// not switch, and premium tenants' backlog does not count.
+func TestGovernorBacklogRuleHonorsOnlyWhileClaimsBackUp(t *testing.T) {
+	const speed = 60
+	g := newGovernor(t, speed)
+	if g.StandardMode() != policy.ModeVerify {
+		t.Fatalf("a new Governor starts in %s, want verify", g.StandardMode())
+	}
+	step := time.Duration(float64(time.Minute) / speed)
+	at, received := t0, int64(0)
+	var all []policy.ModeChange
+	for _, open := range []int{800, 3000, 4900, 5200, 9000, 3000, 1200, 900, 4000} {
+		for range 12 { // twelve platform minutes at each level, a report a minute
+			at, received = at.Add(step), received+1000 // 60,000/h: far above HonorAbove
+			d, _ := g.Report(at, policy.LoadReport{Received: received, Open: open + 40_000, OpenStandard: open})
+			all = append(all, d.Changes...)
+		}
+	}
+	if len(all) != 2 || all[0].To != "honor" || all[1].To != "verify" {
+		t.Fatalf("changes %+v, want verify→honor then honor→verify", all)
+	}
+	for _, c := range all {
+		if c.By != "auto" || !strings.Contains(c.Reason, "standard claims open") {
+			t.Errorf("change without its reason: %+v", c)
+		}
+	}
+	if v := g.View(); v.StandardMode != policy.ModeVerify || v.OpenStandard != 4000 {
+		t.Fatalf("ends in %s with %d standard claims open", v.StandardMode, v.OpenStandard)
 	}
 }
 

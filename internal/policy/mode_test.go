@@ -36,6 +36,35 @@ func TestAutoMode(t *testing.T) {
 	}
 }
 
+func TestBacklogMode(t *testing.T) {
+	th := policy.DefaultLoadThresholds()
+	long := time.Hour
+	tests := []struct {
+		name    string
+		current policy.Mode
+		open    int
+		held    time.Duration
+		want    policy.Mode
+		changed bool
+	}{
+		{"claims keep up: verify", policy.ModeVerify, 2_000, long, policy.ModeVerify, false},
+		{"at the threshold: stay", policy.ModeVerify, 5_000, long, policy.ModeVerify, false},
+		{"backing up: honor", policy.ModeVerify, 5_001, long, policy.ModeHonor, true},
+		{"honor, between the thresholds: stay (hysteresis)", policy.ModeHonor, 3_000, long, policy.ModeHonor, false},
+		{"honor, drained: verify", policy.ModeHonor, 1_000, long, policy.ModeVerify, true},
+		{"too soon after the last switch: stay", policy.ModeVerify, 50_000, 5 * time.Minute, policy.ModeVerify, false},
+		{"the rule just switched on: verify", policy.ModeSample, 100, long, policy.ModeVerify, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, reason := policy.BacklogMode(tt.current, tt.open, tt.held, th)
+			if got != tt.want || (reason != "") != tt.changed {
+				t.Fatalf("BacklogMode = %s (%q), want %s (changed=%v)", got, reason, tt.want, tt.changed)
+			}
+		})
+	}
+}
+
 // A load oscillating around the threshold switches once each way, not at
 // every wobble.
 func TestAutoModeDoesNotFlap(t *testing.T) {
@@ -64,5 +93,11 @@ func TestLoadThresholdsValidate(t *testing.T) {
 	}
 	if err := (policy.LoadThresholds{HonorAbove: 100, HonorBelow: 100, QueueWarning: 10}).Validate(); err == nil {
 		t.Fatal("equal thresholds accepted: they would flap")
+	}
+	if err := policy.DefaultLoadThresholds().Merge(policy.LoadThresholds{HonorOpenAbove: 1000, HonorOpenBelow: 1000}).Validate(); err == nil {
+		t.Fatal("equal backlog thresholds accepted: they would flap")
+	}
+	if th := policy.DefaultLoadThresholds().Merge(policy.LoadThresholds{HonorOpenAbove: 20_000}); th.HonorOpenBelow != 4_000 {
+		t.Fatalf("honor_open_below follows honor_open_above at 20%%: got %d", th.HonorOpenBelow)
 	}
 }
