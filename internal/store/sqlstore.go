@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,7 +38,7 @@ var _ Store = (*sqlStore)(nil)
 // claimColumns is the column list scanClaim reads, in order.
 const claimColumns = `id, tenant_id, idem_key, user_ref, handle, kind, target, code, since,
 	submitted_at, status, attempts, not_before, last_error, lease_owner, lease_expires_at,
-	verdict, method, evidence, decided_at, revoked_from, revoked_evidence, revoked_at, audited_at`
+	verdict, method, evidence, decided_at, revoked_from, revoked_evidence, revoked_at, audited_at, feed_seq`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -46,14 +48,16 @@ func scanClaim(row scanner) (Claim, error) {
 		c     Claim
 		kind  string
 		since time.Time
+		feed  sql.NullInt64
 	)
 	err := row.Scan(&c.ID, &c.Tenant, &c.Key, &c.User, &c.Handle, &kind, &c.Target, &c.Code, timeColumn{&since},
 		timeColumn{&c.SubmittedAt}, &c.Status, &c.Attempts, timeColumn{&c.NotBefore}, &c.LastError, &c.LeaseOwner, timeColumn{&c.LeaseExpiry},
 		&c.Verdict, &c.Method, &c.Evidence, timeColumn{&c.DecidedAt}, &c.RevokedFrom, &c.RevokedEvidence, timeColumn{&c.RevokedAt},
-		timeColumn{&c.AuditedAt})
+		timeColumn{&c.AuditedAt}, &feed)
 	if err != nil {
 		return Claim{}, err
 	}
+	c.FeedSeq = feed.Int64
 	c.Kind = claim.Kind(kind)
 	if !since.IsZero() {
 		c.Since = &since
@@ -696,18 +700,27 @@ func (s *sqlStore) Decide(ctx context.Context, decisions []Decision, now time.Ti
 		}
 	}
 	var decided []int64
+	if len(decisions) == 0 {
+		return nil, nil
+	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// A number in the verdict feed for each decision; those of claims
+		// already decided stay unused (the feed has gaps, never repeats).
+		base, err := s.reserveFeed(ctx, tx, len(decisions))
+		if err != nil {
+			return err
+		}
 		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
 			SET status = 'decided', verdict = ?, method = ?, evidence = ?, decided_at = ?,
-				lease_owner = '', lease_expires_at = NULL
+				lease_owner = '', lease_expires_at = NULL, feed_seq = ?
 			WHERE id = ? AND status <> 'decided'`))
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		decidedAt := s.d.timeArg(now)
-		for _, dec := range decisions {
-			res, err := stmt.ExecContext(ctx, dec.Verdict, dec.Method, dec.Evidence, decidedAt, dec.ClaimID)
+		for i, dec := range decisions {
+			res, err := stmt.ExecContext(ctx, dec.Verdict, dec.Method, dec.Evidence, decidedAt, base+int64(i)+1, dec.ClaimID)
 			if err != nil {
 				return fmt.Errorf("claim %d: %w", dec.ClaimID, err)
 			}
@@ -723,6 +736,62 @@ func (s *sqlStore) Decide(ctx context.Context, decisions []Decision, now time.Ti
 		return nil, fmt.Errorf("decide: %w", err)
 	}
 	return decided, nil
+}
+
+// reserveFeed takes n numbers of the verdict feed and returns the one
+// before them. The counter row stays locked until tx ends, so numbers are
+// handed out in commit order.
+func (s *sqlStore) reserveFeed(ctx context.Context, tx *sql.Tx, n int) (int64, error) {
+	var last int64
+	if err := tx.QueryRowContext(ctx, s.d.rebind(`UPDATE feed_counter SET last = last + ? WHERE id = 1 RETURNING last`), n).Scan(&last); err != nil {
+		return 0, fmt.Errorf("verdict feed number: %w", err)
+	}
+	return last - int64(n), nil
+}
+
+// Feed returns a tenant's claims whose feed number is after after (decided,
+// or revoked, since), in feed order, at most limit.
+func (s *sqlStore) Feed(ctx context.Context, tenant string, after int64, limit int) ([]Claim, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	claims, err := s.queryClaims(ctx, s.db, `SELECT `+claimColumns+` FROM claims
+		WHERE tenant_id = ? AND feed_seq > ? ORDER BY feed_seq LIMIT ?`, tenant, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("verdict feed: %w", err)
+	}
+	return claims, nil
+}
+
+// ---- platform API keys ----
+
+// HashAPIKey is what the store keeps of an API key: its SHA-256, in hex.
+func HashAPIKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *sqlStore) AddAPIKey(ctx context.Context, tenant, name, key string, now time.Time) error {
+	if tenant == "" || len(key) < MinAPIKeyLength {
+		return fmt.Errorf("add API key: need a tenant and a key of at least %d characters", MinAPIKeyLength)
+	}
+	if _, err := s.db.ExecContext(ctx, s.d.rebind(`INSERT INTO api_keys (key_hash, tenant_id, name, created_at) VALUES (?, ?, ?, ?)`),
+		HashAPIKey(key), tenant, name, s.d.timeArg(now)); err != nil {
+		return fmt.Errorf("add API key for tenant %s: %w", tenant, err)
+	}
+	return nil
+}
+
+func (s *sqlStore) APIKeyTenant(ctx context.Context, key string) (string, error) {
+	var tenant string
+	err := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT tenant_id FROM api_keys WHERE key_hash = ?`), HashAPIKey(key)).Scan(&tenant)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("API key: %w", err)
+	}
+	return tenant, nil
 }
 
 func (s *sqlStore) Defer(ctx context.Context, owner string, deferrals []Deferral) (int, error) {
@@ -762,10 +831,14 @@ func (s *sqlStore) Revoke(ctx context.Context, id int64, evidence string, now ti
 		// sets audited_at too, even over an earlier audit that confirmed the
 		// verdict: audited_at dates the audit the current verdict comes from.
 		revokedAt := s.d.timeArg(now)
+		base, err := s.reserveFeed(ctx, tx, 1) // the revocation appears in the feed again
+		if err != nil {
+			return err
+		}
 		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims
-			SET verdict = ?, revoked_from = verdict, revoked_evidence = ?, revoked_at = ?, audited_at = ?
+			SET verdict = ?, revoked_from = verdict, revoked_evidence = ?, revoked_at = ?, audited_at = ?, feed_seq = ?
 			WHERE id = ? AND status = 'decided' AND verdict <> ?`),
-			VerdictRevoked, evidence, revokedAt, revokedAt, id, VerdictRevoked)
+			VerdictRevoked, evidence, revokedAt, revokedAt, base+1, id, VerdictRevoked)
 		if err != nil {
 			return err
 		}

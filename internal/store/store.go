@@ -111,6 +111,10 @@ type Claim struct {
 	// AuditedAt is when an audit confirmed the provisional verdict, or revoked
 	// the claim; zero when not audited.
 	AuditedAt time.Time
+
+	// FeedSeq is the claim's place in the verdict feed: set when it is
+	// decided and again when it is revoked, in commit order; 0 while open.
+	FeedSeq int64
 }
 
 // Decision is a verdict for one claim.
@@ -227,6 +231,10 @@ type Quota struct {
 	Targets int
 }
 
+// MinAPIKeyLength is the shortest platform API key accepted: keys are
+// random secrets (starter makes 32 bytes, base64url), never passwords.
+const MinAPIKeyLength = 32
+
 // ErrNotFound is returned when a tenant, token or claim does not exist.
 var ErrNotFound = errors.New("not found")
 
@@ -274,6 +282,15 @@ type Store interface {
 	// a short one joined to it) decides these, so they need not queue a read
 	// of their own. Ordered by id.
 	BehindReaders(ctx context.Context, owner string, ids []int64, now time.Time) ([]int64, error)
+
+	// Feed returns a tenant's claims decided or revoked after feed number
+	// after, in feed order (Claim.FeedSeq), at most limit: the platform's
+	// verdict feed, a revocation appearing again with its new verdict.
+	Feed(ctx context.Context, tenant string, after int64, limit int) ([]Claim, error)
+	// AddAPIKey stores the hash of a platform API key for a tenant.
+	AddAPIKey(ctx context.Context, tenant, name, key string, now time.Time) error
+	// APIKeyTenant returns the tenant an API key belongs to, or ErrNotFound.
+	APIKeyTenant(ctx context.Context, key string) (string, error)
 
 	// Claims returns the claims with these ids (missing ids are skipped).
 	Claims(ctx context.Context, ids []int64) ([]Claim, error)

@@ -2625,3 +2625,78 @@ func TestBehindReaders(t *testing.T) {
 		}
 	})
 }
+
+// The verdict feed: a tenant's decisions in commit order, each once, paged
+// by feed number; a revocation comes again, later, with its new verdict.
+func TestVerdictFeed(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		ids := submit(t, s, t0, newClaim("acme", "a1"), newClaim("acme", "a2"), newClaim("acme", "a3"), newClaim("other", "o1"))
+		decide := func(id int64, verdict string) {
+			t.Helper()
+			if _, err := s.Decide(ctx, []store.Decision{{ClaimID: id, Verdict: verdict, Method: "graph", Evidence: "{}"}}, t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		decide(ids[2], store.VerdictVerified)
+		decide(ids[3], store.VerdictVerified)
+		decide(ids[0], store.VerdictApprovedOnHonor)
+		decide(ids[2], store.VerdictRejected) // already decided: stays where it is
+		feed := func(after int64, limit int) ([]int64, []int64) {
+			t.Helper()
+			claims, err := s.Feed(ctx, "acme", after, limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got, seqs []int64
+			for _, c := range claims {
+				got, seqs = append(got, c.ID), append(seqs, c.FeedSeq)
+			}
+			return got, seqs
+		}
+		got, seqs := feed(0, 10)
+		if want := []int64{ids[2], ids[0]}; !slices.Equal(got, want) || seqs[0] >= seqs[1] {
+			t.Fatalf("feed = %v (numbers %v), want %v in decision order: the open claim and the other tenant's are not in it", got, seqs, want)
+		}
+		if page, _ := feed(seqs[0], 1); !slices.Equal(page, []int64{ids[0]}) {
+			t.Errorf("the page after %d = %v, want [%d]", seqs[0], page, ids[0])
+		}
+		if ok, err := s.Revoke(ctx, ids[0], `{"reason":"no comment"}`, t0.Add(time.Hour)); err != nil || !ok {
+			t.Fatalf("Revoke: %v, %v", ok, err)
+		}
+		after, _ := feed(seqs[1], 10)
+		if !slices.Equal(after, []int64{ids[0]}) {
+			t.Fatalf("after the revocation the feed past %d = %v, want the revoked claim again", seqs[1], after)
+		}
+		claims, err := s.Feed(ctx, "acme", seqs[1], 10)
+		if err != nil || claims[0].Verdict != store.VerdictRevoked || claims[0].RevokedFrom != store.VerdictApprovedOnHonor {
+			t.Fatalf("revoked claim in the feed: %+v, %v", claims, err)
+		}
+		if all, _ := feed(0, 10); !slices.Equal(all, []int64{ids[2], ids[0]}) {
+			t.Errorf("whole feed after the revocation = %v: each claim once, at its latest change", all)
+		}
+	})
+}
+
+func TestAPIKeys(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		ctx := context.Background()
+		key := "k3y-0123456789abcdef0123456789abcdef"
+		if err := s.AddAPIKey(ctx, "acme", "backend", "short", t0); err == nil {
+			t.Fatal("a short key was accepted")
+		}
+		if err := s.AddAPIKey(ctx, "acme", "backend", key, t0); err != nil {
+			t.Fatal(err)
+		}
+		if tenant, err := s.APIKeyTenant(ctx, key); err != nil || tenant != "acme" {
+			t.Fatalf("APIKeyTenant = %q, %v", tenant, err)
+		}
+		for _, wrong := range []string{key + "x", store.HashAPIKey(key), ""} {
+			if _, err := s.APIKeyTenant(ctx, wrong); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("APIKeyTenant(%q) = %v, want ErrNotFound", wrong, err)
+			}
+		}
+	})
+}
