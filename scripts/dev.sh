@@ -21,6 +21,7 @@ TEMPORAL_PORT=${TEMPORAL_PORT:-7233}
 UI_PORT=${UI_PORT:-8233}
 METASIM_ADDR=${METASIM_ADDR:-127.0.0.1:8088}
 WEBHOOK_ADDR=${WEBHOOK_ADDR:-127.0.0.1:8089}
+API_ADDR=${API_ADDR:-127.0.0.1:8090}
 DEV_BUDGET=${DEV_BUDGET:-20000/1h}
 LOGS=$DATA_DIR/logs
 
@@ -36,7 +37,7 @@ export META_APP_SECRET_REF=file:$PWD/$DATA_DIR/secrets/app_secret
 export SPEED
 # The worker serves Meta webhooks; metasim subscribes (the verify token
 # handshake) and delivers its world's comments, mentions and reactions, signed.
-export WEBHOOK_ADDR
+export WEBHOOK_ADDR API_ADDR
 export META_WEBHOOK_VERIFY_TOKEN_REF=file:$PWD/$DATA_DIR/secrets/webhook_verify_token
 
 pids=()
@@ -62,7 +63,7 @@ wait_for() { # what, seconds, command...
 
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA_DIR/secrets/webhook_verify_token"
 
-for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}" "${WEBHOOK_ADDR##*:}"; do
+for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}" "${WEBHOOK_ADDR##*:}" "${API_ADDR##*:}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "dev: port $port is already in use (another make dev?)" >&2
     exit 1
@@ -89,6 +90,7 @@ pids+=($!)
 wait_for "metasim" 30 curl -fsS "http://$METASIM_ADDR/_sim/healthz"
 
 bin/starter setup -tenants "$DATA_DIR/tenants.json"
+API_KEY=$(bin/starter api-key -tenant brand-01 -name "make dev")
 
 echo "starting worker (logs: $LOGS/worker.log)"
 bin/worker >"$LOGS/worker.log" 2>&1 &
@@ -102,6 +104,8 @@ cat <<INFO
   queue status      bin/starter status      (same environment: STORE_URL=$STORE_URL)
   verdicts          bin/starter export | head
   metasim           http://$METASIM_ADDR/_sim/world   (webhooks: /_sim/webhooks)
+  platform API      curl -H "Authorization: Bearer $API_KEY" "http://$API_ADDR/v1/verdicts?limit=5"
+                    (brand-01's key; more with bin/starter api-key -tenant ID; spec: /v1/openapi.json)
   logs              $LOGS/
 
   $DEMO_CLAIMS demo claims every ${DEMO_EVERY}s (10% fraudulent, some malformed). Ctrl-C stops everything.

@@ -6,6 +6,7 @@
 //	starter submit [-file claims.jsonl] [-strict]
 //	starter status [-json] [-temporal=false]
 //	starter export [-tenant ID] [-after ID] [-limit N]
+//	starter api-key -tenant ID [-name LABEL]
 //
 // Every subcommand takes the engine's configuration flags (or environment
 // variables); run `starter <subcommand> -h` to list them.
@@ -34,6 +35,7 @@ commands:
   submit   store claims from JSON Lines (-file, default stdin); malformed lines are refused with line and reason
   status   pending, leased and decided claims per tenant, and the schedule
   export   decided claims as JSON Lines on stdout
+  api-key  make a platform API key for -tenant (printed once; only its hash is stored)
 `
 
 func main() {
@@ -53,6 +55,8 @@ func main() {
 		err = status(ctx, args, os.Stdout)
 	case "export":
 		err = export(ctx, args, os.Stdout)
+	case "api-key":
+		err = apiKey(ctx, args, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -155,5 +156,44 @@ func TestStatusWarnsAboutTheQueue(t *testing.T) {
 	printStatus(&out, over)
 	if !strings.Contains(out.String(), "WARNING queue: 5100 claims open") {
 		t.Fatalf("status does not print the warning:\n%s", out.String())
+	}
+}
+
+// `starter api-key` prints a new key once; the store knows its tenant by it,
+// and the database file holds no trace of the key itself.
+func TestAPIKeyCommand(t *testing.T) {
+	st, dsn := seededStore(t)
+	ctx := context.Background()
+	tenants, err := st.Tenants(ctx)
+	if err != nil || len(tenants) == 0 {
+		t.Fatalf("tenants: %v, %v", tenants, err)
+	}
+	tenant := tenants[0].ID
+	var out bytes.Buffer
+	if err := apiKey(ctx, []string{"-store", dsn, "-tenant", tenant, "-name", "backend"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out.String())
+	if len(key) < store.MinAPIKeyLength {
+		t.Fatalf("key %q is too short", key)
+	}
+	if got, err := st.APIKeyTenant(ctx, key); err != nil || got != tenant {
+		t.Fatalf("APIKeyTenant = %q, %v; want %s", got, err, tenant)
+	}
+	path := strings.TrimPrefix(dsn, "sqlite:")
+	if i := strings.IndexByte(path, '?'); i >= 0 {
+		path = path[:i]
+	}
+	for _, file := range []string{path, path + "-wal"} {
+		raw, err := os.ReadFile(file)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(key)) {
+			t.Fatalf("the API key is stored in clear in %s", file)
+		}
+	}
+	if err := apiKey(ctx, []string{"-store", dsn, "-tenant", "no-such-tenant"}, &out); err == nil {
+		t.Error("a key was made for an unknown tenant")
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/api"
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/logging"
@@ -96,20 +97,38 @@ func run() error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	var hooks *webhook.Handler
 	if cfg.WebhookAddr != "" {
 		verifyToken, err := secret.Resolve(cfg.WebhookVerifyTokenRef)
 		if err != nil {
 			w.Stop()
 			return fmt.Errorf("webhook verify token: %w", err)
 		}
-		stopWebhooks, err := serveWebhooks(cfg.WebhookAddr, &webhook.Handler{
-			AppSecret: appSecret, VerifyToken: verifyToken, Sink: webhook.StoreSink{Store: st}, Logger: z,
-		}, z)
+		hooks = &webhook.Handler{AppSecret: appSecret, VerifyToken: verifyToken, Sink: webhook.StoreSink{Store: st}, Logger: z}
+		mux := http.NewServeMux()
+		mux.Handle(WebhookPath, hooks)
+		stopWebhooks, err := serveHTTP(cfg.WebhookAddr, mux, "Meta webhooks", z)
 		if err != nil {
 			w.Stop()
 			return err
 		}
-		defer stopWebhooks()
+		defer func() {
+			stopWebhooks()
+			s := hooks.Stats()
+			z.Info("webhooks served", zap.Int64("accepted", s.Accepted), zap.Int64("refused", s.Refused), zap.Int64("newActions", s.NewActions), zap.Int64("duplicates", s.Duplicates))
+		}()
+	}
+	if cfg.APIAddr != "" {
+		platform := &api.Server{Store: st, Log: z}
+		if hooks != nil {
+			platform.Webhook = hooks // the same receiver, on the API's address too
+		}
+		stopAPI, err := serveHTTP(cfg.APIAddr, platform.Handler(), "platform API", z)
+		if err != nil {
+			w.Stop()
+			return err
+		}
+		defer stopAPI()
 	}
 	<-ctx.Done()
 	w.Stop()
@@ -121,26 +140,22 @@ func run() error {
 // http(s)://<WEBHOOK_ADDR host>/webhooks/meta).
 const WebhookPath = "/webhooks/meta"
 
-// serveWebhooks serves Meta's webhooks until the returned stop is called.
-func serveWebhooks(addr string, h *webhook.Handler, z *zap.Logger) (stop func(), err error) {
+// serveHTTP serves h on addr until the returned stop is called.
+func serveHTTP(addr string, h http.Handler, what string, z *zap.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("webhooks: listen on %s: %w", addr, err)
+		return nil, fmt.Errorf("%s: listen on %s: %w", what, addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle(WebhookPath, h)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			z.Error("webhook server stopped", zap.Error(err))
+			z.Error("server stopped", zap.String("serving", what), zap.Error(err))
 		}
 	}()
-	z.Info("serving Meta webhooks", zap.String("addr", ln.Addr().String()), zap.String("path", WebhookPath))
+	z.Info("serving", zap.String("what", what), zap.String("addr", ln.Addr().String()))
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)
-		s := h.Stats()
-		z.Info("webhooks served", zap.Int64("accepted", s.Accepted), zap.Int64("refused", s.Refused), zap.Int64("newActions", s.NewActions), zap.Int64("duplicates", s.Duplicates))
 	}, nil
 }

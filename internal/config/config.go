@@ -80,6 +80,9 @@ type Config struct {
 	// WebhookVerifyTokenRef names the verify token of the subscription
 	// handshake ("env:NAME" or "file:PATH").
 	WebhookVerifyTokenRef string
+	// APIAddr is where the worker serves the platform API (/v1/...; Meta's
+	// webhooks too when they are configured); empty: no API.
+	APIAddr string
 
 	LogLevel string
 }
@@ -162,6 +165,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.UserRiskTTL, "user-risk-ttl", "USER_RISK_TTL", "how long a user with a false claim is verified one by one, before speed-up; 0 disables")
 	str(&c.WebhookAddr, "webhook-addr", "WEBHOOK_ADDR", "host:port to serve Meta webhooks on (/webhooks/meta); empty: off")
 	str(&c.WebhookVerifyTokenRef, "webhook-verify-token", "META_WEBHOOK_VERIFY_TOKEN_REF", `where the webhook verify token is: "env:NAME" or "file:PATH"`)
+	str(&c.APIAddr, "api-addr", "API_ADDR", "host:port to serve the platform API on (/v1/claims, /v1/verdicts; /webhooks/meta too when webhooks are configured); empty: off")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 }
 
