@@ -23,6 +23,7 @@ import (
 
 	"go.temporal.io/sdk/client"
 
+	"github.com/socialproof/verifier/internal/codec"
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/logging"
 	"github.com/socialproof/verifier/internal/store"
@@ -114,7 +115,15 @@ func (c *command) temporal() (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc, err := client.Dial(client.Options{HostPort: c.cfg.TemporalAddress, Namespace: c.cfg.Namespace, Logger: logging.Temporal(z)})
+	payloads, err := codec.FromRef(c.cfg.PayloadKeysRef)
+	if err != nil {
+		return nil, err
+	}
+	opts := client.Options{HostPort: c.cfg.TemporalAddress, Namespace: c.cfg.Namespace, Logger: logging.Temporal(z)}
+	if payloads != nil {
+		opts.DataConverter = payloads.DataConverter() // setup's Schedule and starts carry sealed inputs
+	}
+	tc, err := client.Dial(opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", c.cfg.TemporalAddress, err)
 	}

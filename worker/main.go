@@ -23,6 +23,7 @@ import (
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/api"
+	"github.com/socialproof/verifier/internal/codec"
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/logging"
@@ -66,11 +67,16 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	c, err := client.Dial(client.Options{
-		HostPort:  cfg.TemporalAddress,
-		Namespace: cfg.Namespace,
-		Logger:    logging.Temporal(z),
-	})
+	payloads, err := codec.FromRef(cfg.PayloadKeysRef)
+	if err != nil {
+		return err
+	}
+	opts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: logging.Temporal(z)}
+	if payloads != nil {
+		opts.DataConverter = payloads.DataConverter()
+		z.Info("payloads encrypted", zap.String("activeKey", payloads.ActiveKey()))
+	}
+	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
 	}
@@ -120,6 +126,9 @@ func run() error {
 	}
 	if cfg.APIAddr != "" {
 		platform := &api.Server{Store: st, Log: z}
+		if payloads != nil {
+			platform.Codec = payloads.Handler(cfg.CodecCORSOrigin)
+		}
 		if hooks != nil {
 			platform.Webhook = hooks // the same receiver, on the API's address too
 		}

@@ -51,6 +51,7 @@ const (
 type Server struct {
 	Store    store.Store
 	Webhook  http.Handler // Meta's webhook receiver, at /webhooks/meta; nil: not served
+	Codec    http.Handler // the payload codec server, at /codec/ (encode, decode); nil: not served
 	Log      *zap.Logger  // nil: no logging
 	Now      func() time.Time
 	MaxBody  int64 // 0: DefaultMaxBody
@@ -74,6 +75,11 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Webhook != nil {
 		mux.Handle("/webhooks/meta", s.Webhook)
+	}
+	if s.Codec != nil {
+		// The Web UI calls <endpoint>/decode with its own auth; the keys
+		// never leave this process.
+		mux.Handle("/codec/", s.Codec)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint")

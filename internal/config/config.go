@@ -80,6 +80,14 @@ type Config struct {
 	// WebhookVerifyTokenRef names the verify token of the subscription
 	// handshake ("env:NAME" or "file:PATH").
 	WebhookVerifyTokenRef string
+	// PayloadKeysRef names the keys that encrypt Temporal payloads
+	// ("env:NAME" or "file:PATH"; see internal/codec for the format, the
+	// first key seals); empty: payloads are not encrypted. Every worker and
+	// starter of a deployment needs the same keys.
+	PayloadKeysRef string
+	// CodecCORSOrigin is the Temporal Web UI's origin, allowed to call the
+	// codec server (/codec on the API's address) from the browser.
+	CodecCORSOrigin string
 	// APIAddr is where the worker serves the platform API (/v1/...; Meta's
 	// webhooks too when they are configured); empty: no API.
 	APIAddr string
@@ -165,6 +173,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	dur(&c.UserRiskTTL, "user-risk-ttl", "USER_RISK_TTL", "how long a user with a false claim is verified one by one, before speed-up; 0 disables")
 	str(&c.WebhookAddr, "webhook-addr", "WEBHOOK_ADDR", "host:port to serve Meta webhooks on (/webhooks/meta); empty: off")
 	str(&c.WebhookVerifyTokenRef, "webhook-verify-token", "META_WEBHOOK_VERIFY_TOKEN_REF", `where the webhook verify token is: "env:NAME" or "file:PATH"`)
+	str(&c.PayloadKeysRef, "payload-keys", "PAYLOAD_KEYS_REF", `where the payload encryption keys are: "env:NAME" or "file:PATH" (lines "<id>:<base64 32 bytes>", the first seals); empty: payloads in clear`)
+	str(&c.CodecCORSOrigin, "codec-cors-origin", "CODEC_CORS_ORIGIN", "the Temporal Web UI's origin, allowed to call the codec server (e.g. http://127.0.0.1:8233)")
 	str(&c.APIAddr, "api-addr", "API_ADDR", "host:port to serve the platform API on (/v1/claims, /v1/verdicts; /webhooks/meta too when webhooks are configured); empty: off")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 }
@@ -209,6 +219,11 @@ func (c Config) Validate() error {
 	if c.AppSecretRef != "" {
 		if err := secret.CheckRef(c.AppSecretRef); err != nil {
 			errs = append(errs, fmt.Errorf("app secret: %w", err))
+		}
+	}
+	if c.PayloadKeysRef != "" {
+		if err := secret.CheckRef(c.PayloadKeysRef); err != nil {
+			errs = append(errs, fmt.Errorf("payload keys: %w", err))
 		}
 	}
 	if c.WebhookAddr != "" {
