@@ -22,6 +22,7 @@ UI_PORT=${UI_PORT:-8233}
 METASIM_ADDR=${METASIM_ADDR:-127.0.0.1:8088}
 WEBHOOK_ADDR=${WEBHOOK_ADDR:-127.0.0.1:8089}
 API_ADDR=${API_ADDR:-127.0.0.1:8090}
+METRICS_ADDR=${METRICS_ADDR:-127.0.0.1:9464}
 DEV_BUDGET=${DEV_BUDGET:-20000/1h}
 LOGS=$DATA_DIR/logs
 
@@ -37,7 +38,7 @@ export META_APP_SECRET_REF=file:$PWD/$DATA_DIR/secrets/app_secret
 export SPEED
 # The worker serves Meta webhooks; metasim subscribes (the verify token
 # handshake) and delivers its world's comments, mentions and reactions, signed.
-export WEBHOOK_ADDR API_ADDR
+export WEBHOOK_ADDR API_ADDR METRICS_ADDR
 export META_WEBHOOK_VERIFY_TOKEN_REF=file:$PWD/$DATA_DIR/secrets/webhook_verify_token
 
 pids=()
@@ -63,7 +64,7 @@ wait_for() { # what, seconds, command...
 
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA_DIR/secrets/webhook_verify_token"
 
-for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}" "${WEBHOOK_ADDR##*:}" "${API_ADDR##*:}"; do
+for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}" "${WEBHOOK_ADDR##*:}" "${API_ADDR##*:}" "${METRICS_ADDR##*:}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "dev: port $port is already in use (another make dev?)" >&2
     exit 1
@@ -106,6 +107,7 @@ cat <<INFO
   metasim           http://$METASIM_ADDR/_sim/world   (webhooks: /_sim/webhooks)
   platform API      curl -H "Authorization: Bearer $API_KEY" "http://$API_ADDR/v1/verdicts?limit=5"
                     (brand-01's key; more with bin/starter api-key -tenant ID; spec: /v1/openapi.json)
+  metrics           http://$METRICS_ADDR/metrics
   logs              $LOGS/
 
   $DEMO_CLAIMS demo claims every ${DEMO_EVERY}s (10% fraudulent, some malformed). Ctrl-C stops everything.

@@ -17,6 +17,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
@@ -123,6 +126,19 @@ func run() error {
 			s := hooks.Stats()
 			z.Info("webhooks served", zap.Int64("accepted", s.Accepted), zap.Int64("refused", s.Refused), zap.Int64("newActions", s.NewActions), zap.Int64("duplicates", s.Duplicates))
 		}()
+	}
+	if cfg.MetricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+			&engineCollector{store: st, temporal: c, webhooks: hooks, log: z, timeout: 10 * time.Second})
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		stopMetrics, err := serveHTTP(cfg.MetricsAddr, mux, "metrics", z)
+		if err != nil {
+			w.Stop()
+			return err
+		}
+		defer stopMetrics()
 	}
 	if cfg.APIAddr != "" {
 		platform := &api.Server{Store: st, Log: z}

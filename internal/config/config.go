@@ -88,6 +88,9 @@ type Config struct {
 	// CodecCORSOrigin is the Temporal Web UI's origin, allowed to call the
 	// codec server (/codec on the API's address) from the browser.
 	CodecCORSOrigin string
+	// MetricsAddr is where the worker serves Prometheus metrics (/metrics);
+	// empty: off.
+	MetricsAddr string
 	// APIAddr is where the worker serves the platform API (/v1/...; Meta's
 	// webhooks too when they are configured); empty: no API.
 	APIAddr string
@@ -175,6 +178,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.WebhookVerifyTokenRef, "webhook-verify-token", "META_WEBHOOK_VERIFY_TOKEN_REF", `where the webhook verify token is: "env:NAME" or "file:PATH"`)
 	str(&c.PayloadKeysRef, "payload-keys", "PAYLOAD_KEYS_REF", `where the payload encryption keys are: "env:NAME" or "file:PATH" (lines "<id>:<base64 32 bytes>", the first seals); empty: payloads in clear`)
 	str(&c.CodecCORSOrigin, "codec-cors-origin", "CODEC_CORS_ORIGIN", "the Temporal Web UI's origin, allowed to call the codec server (e.g. http://127.0.0.1:8233)")
+	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "host:port to serve Prometheus metrics on (/metrics); empty: off")
 	str(&c.APIAddr, "api-addr", "API_ADDR", "host:port to serve the platform API on (/v1/claims, /v1/verdicts; /webhooks/meta too when webhooks are configured); empty: off")
 	str(&c.LogLevel, "log-level", "LOG_LEVEL", "debug, info, warn or error")
 }
