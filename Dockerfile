@@ -4,7 +4,8 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -o /out/worker ./worker && CGO_ENABLED=0 go build -o /out/starter ./starter
+RUN CGO_ENABLED=0 go build -o /out/worker ./worker && CGO_ENABLED=0 go build -o /out/starter ./starter && \
+    CGO_ENABLED=0 go build -o /out/metasim ./cmd/metasim
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ /app/
