@@ -20,7 +20,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/uber-go/tally/v4"
+	tallyprom "github.com/uber-go/tally/v4/prometheus"
 	"go.temporal.io/sdk/client"
+	sdktally "go.temporal.io/sdk/contrib/tally"
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
@@ -79,6 +82,19 @@ func run() error {
 		opts.DataConverter = payloads.DataConverter()
 		z.Info("payloads encrypted", zap.String("activeKey", payloads.ActiveKey()))
 	}
+	var reg *prometheus.Registry
+	if cfg.MetricsAddr != "" {
+		// The SDK's metrics (task latencies, pollers, activity outcomes)
+		// go to the same registry as the engine's, through tally.
+		reg = prometheus.NewRegistry()
+		scope, closer := tally.NewRootScope(tally.ScopeOptions{
+			CachedReporter:  tallyprom.NewReporter(tallyprom.Options{Registerer: reg}),
+			Separator:       tallyprom.DefaultSeparator,
+			SanitizeOptions: &tallyprom.DefaultSanitizerOpts,
+		}, time.Second)
+		defer func() { _ = closer.Close() }()
+		opts.MetricsHandler = sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope))
+	}
 	c, err := client.Dial(opts)
 	if err != nil {
 		return fmt.Errorf("connect to Temporal at %s: %w", cfg.TemporalAddress, err)
@@ -127,8 +143,7 @@ func run() error {
 			z.Info("webhooks served", zap.Int64("accepted", s.Accepted), zap.Int64("refused", s.Refused), zap.Int64("newActions", s.NewActions), zap.Int64("duplicates", s.Duplicates))
 		}()
 	}
-	if cfg.MetricsAddr != "" {
-		reg := prometheus.NewRegistry()
+	if reg != nil {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 			&engineCollector{store: st, temporal: c, webhooks: hooks, log: z, timeout: 10 * time.Second})
 		mux := http.NewServeMux()
