@@ -100,7 +100,12 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimB
 		bounded []store.Quota
 		err     error
 	)
-	modeOf := a.tenantModes(ctx, in.Mode)
+	// Tenants' modes matter only to budget-aware claiming and to the
+	// backlog limit: ask the Governor only then.
+	var modeOf func(policy.TenantRef) policy.TenantMode
+	if in.Horizon > 0 || in.BacklogLimit > in.Limit {
+		modeOf = a.tenantModes(ctx, in.Mode)
+	}
 	if in.BacklogLimit > in.Limit && modeOf(policy.TenantRef{Tier: policy.TierStandard}).Mode == policy.ModeHonor {
 		in.Limit = in.BacklogLimit // a backlog: honor decides without calls
 	}

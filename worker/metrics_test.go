@@ -20,15 +20,23 @@ func TestEngineCollectorReadsTheStore(t *testing.T) {
 	st, _ := testenv.OpenStore(t, testenv.SQLite)
 	ctx := context.Background()
 	var claims []claim.Claim
-	for _, k := range []string{"a", "b", "c"} {
+	for _, k := range []string{"a", "b", "c", "d", "e"} {
 		claims = append(claims, claim.Claim{Tenant: "acme", Key: k, User: "u-" + k, Handle: "h_" + k, Kind: claim.IGComment, Target: "17890000000000001"})
 	}
 	res, err := st.Submit(ctx, claims, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Decide(ctx, []store.Decision{{ClaimID: res[2].ID, Verdict: store.VerdictVerified, Method: "webhook", Evidence: "{}"}}, time.Now()); err != nil {
+	if _, err := st.Decide(ctx, []store.Decision{
+		{ClaimID: res[2].ID, Verdict: store.VerdictVerified, Method: "webhook", Evidence: "{}"},
+		{ClaimID: res[3].ID, Verdict: store.VerdictApprovedOnHonor, Method: "honor", Evidence: "{}"},
+		{ClaimID: res[4].ID, Verdict: store.VerdictApprovedOnHonor, Method: "honor", Evidence: "{}"},
+	}, time.Now()); err != nil {
 		t.Fatal(err)
+	}
+	// One approval is revoked by its audit, the other waits for one.
+	if ok, err := st.Revoke(ctx, res[4].ID, "{}", time.Now()); err != nil || !ok {
+		t.Fatal(ok, err)
 	}
 	if _, err := st.Claim(ctx, "batch", 1, time.Hour, time.Now()); err != nil {
 		t.Fatal(err)
@@ -41,9 +49,14 @@ verifier_claims_open{status="leased",tenant="acme"} 1
 verifier_claims_open{status="pending",tenant="acme"} 1
 # HELP verifier_claims_decided Decided claims by tenant and current verdict.
 # TYPE verifier_claims_decided gauge
+verifier_claims_decided{tenant="acme",verdict="approved_on_honor"} 1
+verifier_claims_decided{tenant="acme",verdict="revoked"} 1
 verifier_claims_decided{tenant="acme",verdict="verified"} 1
+# HELP verifier_audit_backlog Provisional approvals waiting for their audit.
+# TYPE verifier_audit_backlog gauge
+verifier_audit_backlog 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "verifier_claims_open", "verifier_claims_decided"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "verifier_claims_open", "verifier_claims_decided", "verifier_audit_backlog"); err != nil {
 		t.Fatal(err)
 	}
 	if n := testutil.CollectAndCount(c, "verifier_scrape_errors"); n != 3 {
