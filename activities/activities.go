@@ -41,6 +41,10 @@ type Activities struct {
 	UserRiskTTL time.Duration
 	// Now is the clock for leases and backoffs; nil means time.Now.
 	Now func() time.Time
+	// OnGraphCall, when set, is told of every Graph API call this worker
+	// makes: the token and the outcome ("ok" or the error's graph.Class).
+	// The worker counts them for its metrics.
+	OnGraphCall func(tokenID, outcome string)
 
 	blocked   blocks // tokens Meta throttled, as seen by this worker
 	reserving gates  // Updates in flight per limiter
@@ -223,4 +227,16 @@ func (a *Activities) BehindReaders(ctx context.Context, in BehindReadersInput) (
 		return nil, fmt.Errorf("behind readers of %d claims: %w", len(in.ClaimIDs), err)
 	}
 	return ids, nil
+}
+
+// graphCalled reports one Graph API call to OnGraphCall.
+func (a *Activities) graphCalled(tokenID string, err error) {
+	if a.OnGraphCall == nil {
+		return
+	}
+	outcome := "ok"
+	if err != nil {
+		outcome = string(graph.ClassOf(err))
+	}
+	a.OnGraphCall(tokenID, outcome)
 }

@@ -107,6 +107,7 @@ func (a *Activities) CheckToken(ctx context.Context, in TokenCheckInput) (TokenC
 		return TokenCheck{Detail: err.Error()}, nil
 	}
 	_, err = session.Get("/"+account, map[string]string{"fields": "id"})
+	a.graphCalled(in.TokenID, err)
 	var ge *graph.Error
 	switch {
 	case err == nil:

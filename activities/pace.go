@@ -111,6 +111,7 @@ func (p *pacer) reserveMore() bool {
 // after records what a call saw; a throttle stops every caller of the token
 // in this worker until Meta's regain time.
 func (p *pacer) after(usage graph.Usage, err error) {
+	p.a.graphCalled(p.tokenID, err)
 	r := limiter.Report{At: time.Now(), UsagePercent: -1}
 	if usage.Known() {
 		r.UsagePercent = usage.MaxPercent()

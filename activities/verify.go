@@ -22,12 +22,12 @@ import (
 
 // Verdict methods.
 const (
-	MethodGraph   = "graph"   // decided by reading the Graph API
-	MethodRule    = "rule"    // decided by a rule, without a call (unverifiable kinds)
-	MethodSample  = "sample"  // approved because the batch's sample passed the sampling plan
-	MethodHonor   = "honor"   // approved on honor: the Governor's honor mode
-	MethodAudit   = "audit"   // revoked by the audit of a provisional approval
-	MethodWebhook = "webhook" // verified by an action a Meta webhook reported: no call
+	MethodGraph   = "graph"           // decided by reading the Graph API
+	MethodRule    = "rule"            // decided by a rule, without a call (unverifiable kinds)
+	MethodSample  = "sample"          // approved because the batch's sample passed the sampling plan
+	MethodHonor   = "honor"           // approved on honor: the Governor's honor mode
+	MethodAudit   = store.MethodAudit // revoked by the audit of a provisional approval
+	MethodWebhook = "webhook"         // verified by an action a Meta webhook reported: no call
 )
 
 // PlanInput names one tenant's share of a batch.

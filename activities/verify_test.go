@@ -3,11 +3,13 @@ package activities_test
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -221,9 +223,23 @@ func TestVerifyClaimsNeverRejectsOnFailure(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t)
+			var (
+				mu       sync.Mutex
+				outcomes = map[string]int{}
+			)
+			h.acts.OnGraphCall = func(tokenID, outcome string) {
+				mu.Lock()
+				defer mu.Unlock()
+				outcomes[tokenID+" "+outcome]++
+			}
 			claims := h.submit(t, tt.tenant, 30, 0, comments)
 			tt.breakIt(t, h)
 			res := h.verify(t, tt.tenant, tt.token, claims, true)
+			mu.Lock()
+			if want := map[string]int{tt.token + " " + string(tt.wantClass): res.Calls}; res.Calls > 0 && !maps.Equal(outcomes, want) || res.Calls == 0 && len(outcomes) > 0 {
+				t.Errorf("calls reported to OnGraphCall: %v, want %v (the metric verifier_graph_calls_total)", outcomes, want)
+			}
+			mu.Unlock()
 			if res.Verified != 0 || res.Rejected != 0 {
 				t.Fatalf("decided %d verified, %d rejected on a failure", res.Verified, res.Rejected)
 			}

@@ -119,7 +119,11 @@ func (c *command) temporal() (client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := client.Options{HostPort: c.cfg.TemporalAddress, Namespace: c.cfg.Namespace, Logger: logging.Temporal(z)}
+	opts, err := c.cfg.ClientOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts.Logger = logging.Temporal(z)
 	if payloads != nil {
 		opts.DataConverter = payloads.DataConverter() // setup's Schedule and starts carry sealed inputs
 	}

@@ -40,17 +40,24 @@ import (
 )
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); errors.Is(err, flag.ErrHelp) {
+		os.Exit(0)
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "worker:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
+// run is the worker until ctx ends (SIGINT or SIGTERM in main).
+func run(ctx context.Context, args []string) error {
 	cfg := config.Default()
-	fs := flag.NewFlagSet("worker", flag.ExitOnError)
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	cfg.RegisterFlags(fs)
-	_ = fs.Parse(os.Args[1:])
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
@@ -59,9 +66,6 @@ func run() error {
 		return err
 	}
 	defer func() { _ = z.Sync() }()
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	st, err := store.Open(ctx, cfg.StoreURL)
 	if err != nil {
@@ -77,7 +81,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	opts := client.Options{HostPort: cfg.TemporalAddress, Namespace: cfg.Namespace, Logger: logging.Temporal(z)}
+	opts, err := cfg.ClientOptions()
+	if err != nil {
+		return err
+	}
+	opts.Logger = logging.Temporal(z)
 	if payloads != nil {
 		opts.DataConverter = payloads.DataConverter()
 		z.Info("payloads encrypted", zap.String("activeKey", payloads.ActiveKey()))
@@ -102,7 +110,7 @@ func run() error {
 	defer c.Close()
 
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w, &activities.Activities{
+	acts := &activities.Activities{
 		Store: st,
 		Graph: graph.New(graph.Config{
 			BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, AppID: cfg.AppID, AppSecret: appSecret,
@@ -112,7 +120,14 @@ func run() error {
 		TaskQueue:       workflows.TaskQueue,
 		Speed:           cfg.Speed,
 		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
-	})
+	}
+	var graphCalls *prometheus.CounterVec
+	if reg != nil {
+		graphCalls = newGraphCallCounter()
+		reg.MustRegister(graphCalls)
+		acts.OnGraphCall = func(tokenID, outcome string) { graphCalls.WithLabelValues(tokenID, outcome).Inc() }
+	}
+	workflows.Register(w, acts)
 	z.Info("worker starting",
 		zap.String("taskQueue", workflows.TaskQueue),
 		zap.String("temporal", cfg.TemporalAddress),

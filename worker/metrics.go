@@ -31,6 +31,7 @@ type engineCollector struct {
 var (
 	descClaims     = prometheus.NewDesc("verifier_claims_open", "Open claims by tenant and status (pending, leased).", []string{"tenant", "status"}, nil)
 	descVerdicts   = prometheus.NewDesc("verifier_claims_decided", "Decided claims by tenant and current verdict.", []string{"tenant", "verdict"}, nil)
+	descVerdictsBy = prometheus.NewDesc("verifier_verdicts_total", "Verdicts given, by tenant, claim kind, method and verdict; a revocation counts once more under verdict revoked, method audit. Kept in the store: every worker reports the same value.", []string{"tenant", "kind", "method", "verdict"}, nil)
 	descAudited    = prometheus.NewDesc("verifier_claims_audited", "Provisional approvals an audit confirmed or revoked, by tenant.", []string{"tenant"}, nil)
 	descAuditQueue = prometheus.NewDesc("verifier_audit_backlog", "Provisional approvals waiting for their audit.", nil, nil)
 	descMode       = prometheus.NewDesc("verifier_mode", "1 for the mode standard tenants run in now (tenant=\"*\") and for each operator override.", []string{"tenant", "mode"}, nil)
@@ -50,7 +51,7 @@ var (
 )
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descClaims, descVerdicts, descAudited, descAuditQueue, descMode, descOpenStd, descArrivals,
+	for _, d := range []*prometheus.Desc{descClaims, descVerdicts, descVerdictsBy, descAudited, descAuditQueue, descMode, descOpenStd, descArrivals,
 		descWarning, descBroken, descUsed, descBudget, descQueued, descUsage, descThrottled, descPaused, descWebhooks, descActions, descScrapeErr} {
 		ch <- d
 	}
@@ -98,6 +99,15 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 			backlog += s.Decided[store.VerdictApprovedBySample] + s.Decided[store.VerdictApprovedOnHonor] - confirmed
 		}
 		gauge(descAuditQueue, float64(backlog))
+	}
+
+	if counts, err := c.store.VerdictCounts(ctx); err != nil {
+		c.log.Warn("metrics: verdict counts", zap.Error(err))
+		failed["store"]++
+	} else {
+		for _, v := range counts {
+			counter(descVerdictsBy, v.N, v.Tenant, v.Kind, v.Method, v.Verdict)
+		}
 	}
 
 	if c.temporal != nil {
@@ -155,4 +165,14 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(descActions, s.Actions, "all")
 		counter(descActions, s.NewActions, "new")
 	}
+}
+
+// newGraphCallCounter counts this worker's Graph API calls by token and
+// outcome (Activities.OnGraphCall). Unlike the collector's figures it lives
+// in the process: sum it over workers.
+func newGraphCallCounter() *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "verifier_graph_calls_total",
+		Help: "Graph API calls this worker made, by token and outcome (ok, or the error class: transient, throttled, token_broken, permission, not_found, permanent).",
+	}, []string{"token", "outcome"})
 }

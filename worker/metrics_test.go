@@ -59,6 +59,16 @@ verifier_audit_backlog 1
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "verifier_claims_open", "verifier_claims_decided", "verifier_audit_backlog"); err != nil {
 		t.Fatal(err)
 	}
+	verdicts := `
+# HELP verifier_verdicts_total Verdicts given, by tenant, claim kind, method and verdict; a revocation counts once more under verdict revoked, method audit. Kept in the store: every worker reports the same value.
+# TYPE verifier_verdicts_total counter
+verifier_verdicts_total{kind="ig_comment",method="audit",tenant="acme",verdict="revoked"} 1
+verifier_verdicts_total{kind="ig_comment",method="honor",tenant="acme",verdict="approved_on_honor"} 2
+verifier_verdicts_total{kind="ig_comment",method="webhook",tenant="acme",verdict="verified"} 1
+`
+	if err := testutil.CollectAndCompare(c, strings.NewReader(verdicts), "verifier_verdicts_total"); err != nil {
+		t.Fatal(err)
+	}
 	if n := testutil.CollectAndCount(c, "verifier_scrape_errors"); n != 3 {
 		t.Errorf("scrape error gauges: %d, want one per source", n)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -713,24 +714,27 @@ func (s *sqlStore) Decide(ctx context.Context, decisions []Decision, now time.Ti
 		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
 			SET status = 'decided', verdict = ?, method = ?, evidence = ?, decided_at = ?,
 				lease_owner = '', lease_expires_at = NULL, feed_seq = ?
-			WHERE id = ? AND status <> 'decided'`))
+			WHERE id = ? AND status <> 'decided'
+			RETURNING tenant_id, kind`))
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		decidedAt := s.d.timeArg(now)
+		counts := map[VerdictCount]int64{}
 		for i, dec := range decisions {
-			res, err := stmt.ExecContext(ctx, dec.Verdict, dec.Method, dec.Evidence, decidedAt, base+int64(i)+1, dec.ClaimID)
+			var tenant, kind string
+			err := stmt.QueryRowContext(ctx, dec.Verdict, dec.Method, dec.Evidence, decidedAt, base+int64(i)+1, dec.ClaimID).Scan(&tenant, &kind)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // already decided (or unknown): not decided again
+			}
 			if err != nil {
 				return fmt.Errorf("claim %d: %w", dec.ClaimID, err)
 			}
-			if n, err := res.RowsAffected(); err != nil {
-				return fmt.Errorf("claim %d: %w", dec.ClaimID, err)
-			} else if n > 0 {
-				decided = append(decided, dec.ClaimID)
-			}
+			decided = append(decided, dec.ClaimID)
+			counts[VerdictCount{Tenant: tenant, Kind: kind, Method: dec.Method, Verdict: dec.Verdict}]++
 		}
-		return nil
+		return s.addVerdictCounts(ctx, tx, counts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
@@ -835,21 +839,80 @@ func (s *sqlStore) Revoke(ctx context.Context, id int64, evidence string, now ti
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims
+		var tenant, kind string
+		err = tx.QueryRowContext(ctx, s.d.rebind(`UPDATE claims
 			SET verdict = ?, revoked_from = verdict, revoked_evidence = ?, revoked_at = ?, audited_at = ?, feed_seq = ?
-			WHERE id = ? AND status = 'decided' AND verdict <> ?`),
-			VerdictRevoked, evidence, revokedAt, revokedAt, base+1, id, VerdictRevoked)
+			WHERE id = ? AND status = 'decided' AND verdict <> ?
+			RETURNING tenant_id, kind`),
+			VerdictRevoked, evidence, revokedAt, revokedAt, base+1, id, VerdictRevoked).Scan(&tenant, &kind)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // not decided, or revoked already
+		}
 		if err != nil {
 			return err
 		}
-		n, err := res.RowsAffected()
-		revoked = n > 0
-		return err
+		revoked = true
+		return s.addVerdictCounts(ctx, tx, map[VerdictCount]int64{
+			{Tenant: tenant, Kind: kind, Method: MethodAudit, Verdict: VerdictRevoked}: 1,
+		})
 	})
 	if err != nil {
 		return false, fmt.Errorf("revoke claim %d: %w", id, err)
 	}
 	return revoked, nil
+}
+
+// addVerdictCounts adds to the verdict counters in the transaction that
+// made the verdicts. The keys of counts carry no N; their values are added.
+func (s *sqlStore) addVerdictCounts(ctx context.Context, tx *sql.Tx, counts map[VerdictCount]int64) error {
+	if len(counts) == 0 {
+		return nil
+	}
+	keys := make([]VerdictCount, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	// The same order in every transaction, so two of them never wait on
+	// each other's counter rows in opposite orders.
+	slices.SortFunc(keys, compareVerdictCounts)
+	stmt, err := tx.PrepareContext(ctx, s.d.rebind(`INSERT INTO verdict_counts (tenant_id, kind, method, verdict, n) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (tenant_id, kind, method, verdict) DO UPDATE SET n = verdict_counts.n + excluded.n`))
+	if err != nil {
+		return fmt.Errorf("verdict counts: %w", err)
+	}
+	defer stmt.Close()
+	for _, k := range keys {
+		if _, err := stmt.ExecContext(ctx, k.Tenant, k.Kind, k.Method, k.Verdict, counts[k]); err != nil {
+			return fmt.Errorf("verdict counts: %w", err)
+		}
+	}
+	return nil
+}
+
+func compareVerdictCounts(a, b VerdictCount) int {
+	return cmp.Or(strings.Compare(a.Tenant, b.Tenant), strings.Compare(a.Kind, b.Kind),
+		strings.Compare(a.Method, b.Method), strings.Compare(a.Verdict, b.Verdict))
+}
+
+func (s *sqlStore) VerdictCounts(ctx context.Context) ([]VerdictCount, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT tenant_id, kind, method, verdict, n FROM verdict_counts`)
+	if err != nil {
+		return nil, fmt.Errorf("verdict counts: %w", err)
+	}
+	defer rows.Close()
+	var counts []VerdictCount
+	for rows.Next() {
+		var c VerdictCount
+		if err := rows.Scan(&c.Tenant, &c.Kind, &c.Method, &c.Verdict, &c.N); err != nil {
+			return nil, fmt.Errorf("verdict counts: %w", err)
+		}
+		counts = append(counts, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("verdict counts: %w", err)
+	}
+	slices.SortFunc(counts, compareVerdictCounts)
+	return counts, nil
 }
 
 func (s *sqlStore) Stats(ctx context.Context) ([]Stats, error) {

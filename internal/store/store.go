@@ -87,6 +87,10 @@ const (
 	VerdictUnverifiable     = "unverifiable"
 )
 
+// MethodAudit is the method a revocation is counted under in VerdictCounts
+// (the activities name the other methods).
+const MethodAudit = "audit"
+
 // Claim is a stored claim.
 type Claim struct {
 	ID          int64
@@ -145,6 +149,17 @@ type Stats struct {
 	Leased  int
 	Decided map[string]int // by verdict
 	Audited int            // claims with AuditedAt set: confirmed or revoked by an audit
+}
+
+// VerdictCount is how many verdicts of one kind a tenant's claims got by one
+// method. Counts only grow: a revocation adds one under VerdictRevoked and
+// MethodAudit and leaves the decision it replaced counted.
+type VerdictCount struct {
+	Tenant  string
+	Kind    string
+	Method  string
+	Verdict string
+	N       int64
 }
 
 // UserFlag marks a tenant's user as risky until Until: their claims are
@@ -313,6 +328,10 @@ type Store interface {
 
 	// Stats counts claims per tenant, sorted by tenant id.
 	Stats(ctx context.Context) ([]Stats, error)
+
+	// VerdictCounts returns every verdict counter, sorted by tenant, kind,
+	// method and verdict. Decide and Revoke keep them in their transactions.
+	VerdictCounts(ctx context.Context) ([]VerdictCount, error)
 
 	// Decided lists decided claims in id order, for export.
 	Decided(ctx context.Context, f ExportFilter) ([]Claim, error)

@@ -2700,3 +2700,65 @@ func TestAPIKeys(t *testing.T) {
 		}
 	})
 }
+
+func TestVerdictCounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		ctx := context.Background()
+		s, err := store.Open(ctx, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tag := newClaim("acme", "t1")
+		tag.Kind = claim.IGTag
+		ids := submit(t, s, t0, newClaim("acme", "c1"), newClaim("acme", "c2"), tag, newClaim("other", "o1"), newClaim("acme", "open"))
+		if _, err := s.Decide(ctx, []store.Decision{
+			{ClaimID: ids[0], Verdict: store.VerdictVerified, Method: "graph"},
+			{ClaimID: ids[1], Verdict: store.VerdictApprovedOnHonor, Method: "honor"},
+			{ClaimID: ids[2], Verdict: store.VerdictVerified, Method: "graph"},
+			{ClaimID: ids[3], Verdict: store.VerdictRejected, Method: "graph"},
+		}, t0); err != nil {
+			t.Fatal(err)
+		}
+		// Deciding again and revoking twice count nothing more.
+		if _, err := s.Decide(ctx, []store.Decision{{ClaimID: ids[0], Verdict: store.VerdictRejected, Method: "graph"}}, t0); err != nil {
+			t.Fatal(err)
+		}
+		for range 2 {
+			if _, err := s.Revoke(ctx, ids[1], "{}", t0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := []string{
+			"acme/ig_comment/audit/revoked=1",
+			"acme/ig_comment/graph/verified=1",
+			"acme/ig_comment/honor/approved_on_honor=1",
+			"acme/ig_tag/graph/verified=1",
+			"other/ig_comment/graph/rejected=1",
+		}
+		counts := func(s store.Store) []string {
+			t.Helper()
+			got, err := s.VerdictCounts(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []string
+			for _, c := range got {
+				out = append(out, fmt.Sprintf("%s/%s/%s/%s=%d", c.Tenant, c.Kind, c.Method, c.Verdict, c.N))
+			}
+			return out
+		}
+		if got := counts(s); !slices.Equal(got, want) {
+			t.Fatalf("VerdictCounts =\n%q\nwant\n%q", got, want)
+		}
+
+		// Migration 00006 counts the claims decided before it the same way.
+		raw := closeAndMigrateDown(t, s, b, dsn, 5)
+		if _, err := raw.Exec(`SELECT 1 FROM verdict_counts`); err == nil {
+			t.Error("verdict_counts still exists after down")
+		}
+		s = openStore(t, dsn)
+		if got := counts(s); !slices.Equal(got, want) {
+			t.Fatalf("VerdictCounts after the migration counted the claims again =\n%q\nwant\n%q", got, want)
+		}
+	})
+}
