@@ -10,6 +10,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -72,13 +74,67 @@ func DevServer(t testing.TB) client.Client {
 // tests that drive the server with the `temporal` CLI as operators do.
 func DevServerAt(t testing.TB) (client.Client, string) {
 	t.Helper()
+	srv := devServer(t, nil)
+	return srv.Client(), srv.FrontendHostPort()
+}
+
+// DevServerWithUI is DevServerAt with the Temporal Web UI on a free port,
+// decoding payloads through the codec server at codecEndpoint (none when
+// empty). It returns the client, the frontend's host:port and the UI's
+// base URL (http://127.0.0.1:<port>, also the origin the codec server must
+// allow), once the UI answers.
+func DevServerWithUI(t testing.TB, codecEndpoint string) (c client.Client, hostPort, uiURL string) {
+	t.Helper()
+	port := FreePort(t)
+	srv := devServer(t, func(o *testsuite.DevServerOptions) {
+		o.EnableUI, o.UIPort = true, port
+		if codecEndpoint != "" {
+			o.ExtraArgs = append(o.ExtraArgs, "--ui-codec-endpoint", codecEndpoint)
+		}
+	})
+	host, _, err := net.SplitHostPort(srv.FrontendHostPort())
+	if err != nil {
+		t.Fatal(err)
+	}
+	uiURL = "http://" + net.JoinHostPort(host, port)
+	Eventually(t, time.Minute, 200*time.Millisecond, "the Web UI at "+uiURL, func() (bool, string) {
+		resp, err := http.Get(uiURL + "/")
+		if err != nil {
+			return false, err.Error()
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, resp.Status
+	})
+	return srv.Client(), srv.FrontendHostPort(), uiURL
+}
+
+// FreePort is a TCP port free on 127.0.0.1 at the time of the call.
+func FreePort(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+// devServer starts a dev server as StartDevServer does, with its options
+// changed by tune (nil: none), and stops it when the test ends.
+func devServer(t testing.TB, tune func(*testsuite.DevServerOptions)) *testsuite.DevServer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out io.Writer = io.Discard
 	if testing.Verbose() {
 		out = os.Stderr
 	}
-	srv, err := StartDevServer(ctx, TemporalCLI(t), out)
+	opts := devServerOptions(TemporalCLI(t), out)
+	if tune != nil {
+		tune(&opts)
+	}
+	srv, err := startDevServer(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +143,19 @@ func DevServerAt(t testing.TB) (client.Client, string) {
 			t.Logf("stop dev server: %v", err)
 		}
 	})
-	return srv.Client(), srv.FrontendHostPort()
+	return srv
 }
 
 // StartDevServer starts a Temporal dev server from the CLI at cli, on free
 // ports with an in-memory database, its output to out; Stop stops it. The
 // bench (cmd/bench) starts its servers with it too.
 func StartDevServer(ctx context.Context, cli string, out io.Writer) (*testsuite.DevServer, error) {
-	srv, err := testsuite.StartDevServer(ctx, testsuite.DevServerOptions{
+	return startDevServer(ctx, devServerOptions(cli, out))
+}
+
+// devServerOptions are StartDevServer's: headless (no UI), logging errors only.
+func devServerOptions(cli string, out io.Writer) testsuite.DevServerOptions {
+	return testsuite.DevServerOptions{
 		ExistingPath: cli,
 		LogLevel:     "error",
 		ClientOptions: &client.Options{
@@ -103,7 +164,11 @@ func StartDevServer(ctx context.Context, cli string, out io.Writer) (*testsuite.
 		},
 		Stdout: out,
 		Stderr: out,
-	})
+	}
+}
+
+func startDevServer(ctx context.Context, opts testsuite.DevServerOptions) (*testsuite.DevServer, error) {
+	srv, err := testsuite.StartDevServer(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("start Temporal dev server: %w", err)
 	}
