@@ -40,6 +40,10 @@ export SPEED
 # handshake) and delivers its world's comments, mentions and reactions, signed.
 export WEBHOOK_ADDR API_ADDR METRICS_ADDR
 export META_WEBHOOK_VERIFY_TOKEN_REF=file:$PWD/$DATA_DIR/secrets/webhook_verify_token
+# Payloads are encrypted (a fresh key per run); the Web UI decodes them through
+# the worker's codec server on the API's address.
+export PAYLOAD_KEYS_REF=file:$PWD/$DATA_DIR/secrets/payload_keys
+export CODEC_CORS_ORIGIN=http://127.0.0.1:$UI_PORT
 
 pids=()
 cleanup() {
@@ -50,7 +54,10 @@ cleanup() {
   wait 2>/dev/null || true
   echo "stopped. State is kept in $DATA_DIR (make clean removes it)."
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Exit after cleanup: returning from the trap would go back into the demo loop.
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
 
 wait_for() { # what, seconds, command...
   local what=$1 secs=$2; shift 2
@@ -63,6 +70,13 @@ wait_for() { # what, seconds, command...
 }
 
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA_DIR/secrets/webhook_verify_token"
+printf 'dev-%s:%s\n' "$(date +%s)" "$(head -c 32 /dev/urandom | base64 -w0)" >"$DATA_DIR/secrets/payload_keys"
+# Other shells source this to reach the demo: the starter gets the store and
+# the payload keys, the temporal CLI the codec server (to show payloads decoded).
+cat >"$DATA_DIR/env" <<ENV
+export TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS STORE_URL=$STORE_URL
+export PAYLOAD_KEYS_REF=$PAYLOAD_KEYS_REF TEMPORAL_CODEC_ENDPOINT=http://$API_ADDR/codec
+ENV
 
 for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}" "${WEBHOOK_ADDR##*:}" "${API_ADDR##*:}" "${METRICS_ADDR##*:}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -75,6 +89,7 @@ echo "starting Temporal dev server (logs: $LOGS/temporal.log)"
 bin/temporal server start-dev \
   --ip 127.0.0.1 --port "$TEMPORAL_PORT" --ui-port "$UI_PORT" \
   --db-filename "$DATA_DIR/temporal.db" --log-level warn \
+  --ui-codec-endpoint "http://$API_ADDR/codec" \
   >"$LOGS/temporal.log" 2>&1 &
 pids+=($!)
 wait_for "Temporal" 60 bin/temporal operator cluster health --address "$TEMPORAL_ADDRESS"
@@ -101,8 +116,10 @@ cat <<INFO
 
   Temporal Web UI   http://127.0.0.1:$UI_PORT/namespaces/default/workflows
                     filter batches: TenantID = "brand-01"
+                    (payloads are encrypted; the UI decodes them through http://$API_ADDR/codec)
   schedule          http://127.0.0.1:$UI_PORT/namespaces/default/schedules/verification-dispatcher
-  queue status      bin/starter status      (same environment: STORE_URL=$STORE_URL)
+  other shells      . $DATA_DIR/env   (store, payload keys, codec server for bin/temporal)
+  queue status      bin/starter status
   verdicts          bin/starter export | head
   metasim           http://$METASIM_ADDR/_sim/world   (webhooks: /_sim/webhooks)
   platform API      curl -H "Authorization: Bearer $API_KEY" "http://$API_ADDR/v1/verdicts?limit=5"

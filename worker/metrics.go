@@ -37,7 +37,7 @@ var (
 	descMode       = prometheus.NewDesc("verifier_mode", "1 for the mode standard tenants run in now (tenant=\"*\") and for each operator override.", []string{"tenant", "mode"}, nil)
 	descOpenStd    = prometheus.NewDesc("verifier_governor_open_standard", "Standard tenants' open claims at the last load report (the backlog rule's input).", nil, nil)
 	descArrivals   = prometheus.NewDesc("verifier_governor_arrivals_per_hour", "Claims arriving per platform hour, over the last 10 platform minutes.", nil, nil)
-	descWarning    = prometheus.NewDesc("verifier_queue_warning", "1 while more claims are open than the queue warning threshold.", nil, nil)
+	descWarning    = prometheus.NewDesc("verifier_queue_warning", "1 while the Governor's queue warning is raised: above queue_warning open claims, until they fall to queue_clear.", nil, nil)
 	descBroken     = prometheus.NewDesc("verifier_token_broken", "1 for a tenant token the Governor holds as broken.", []string{"token", "tenant"}, nil)
 	descUsed       = prometheus.NewDesc("verifier_limiter_permits_in_window", "Permits granted in the token's budget window ending now.", []string{"token"}, nil)
 	descBudget     = prometheus.NewDesc("verifier_limiter_budget_calls", "The token's call budget per window.", []string{"token"}, nil)
@@ -121,7 +121,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			gauge(descOpenStd, float64(g.OpenStandard))
 			gauge(descArrivals, g.ArrivalPerHour)
-			gauge(descWarning, b2f(len(g.Alerts) > 0 && g.Open > g.Thresholds.QueueWarning))
+			gauge(descWarning, b2f(g.QueueWarning))
 			for _, b := range g.BrokenTokens {
 				gauge(descBroken, 1, b.TokenID, b.Tenant)
 			}

@@ -406,6 +406,7 @@ type GovernorView struct {
 	OpenStandard   int             `json:",omitempty"` // standard tenants' open claims (the backlog rule's input)
 	Thresholds     LoadThresholds
 	Alerts         []string
+	QueueWarning   bool         `json:",omitempty"` // the queue alert is raised (it clears at Thresholds.QueueClear)
 	BrokenTokens   []TokenAlert `json:",omitempty"`
 	Changes        []ModeChange `json:",omitempty"`
 	Reports        int64
@@ -417,7 +418,7 @@ func (g *GovernorState) View() GovernorView {
 	v := GovernorView{
 		Mode: g.Mode, StandardMode: g.StandardMode(), AutoMode: g.AutoMode, Overrides: g.Overrides,
 		ArrivalPerHour: g.Arrival, Open: g.Open, OpenStandard: g.OpenStandard, Thresholds: g.Thresholds,
-		BrokenTokens: g.BrokenTokens(), Changes: g.Changes, Reports: g.Reports, Refused: g.Refused,
+		QueueWarning: g.QueueWarning, BrokenTokens: g.BrokenTokens(), Changes: g.Changes, Reports: g.Reports, Refused: g.Refused,
 	}
 	if g.QueueWarning {
 		v.Alerts = append(v.Alerts, fmt.Sprintf("queue: %d claims open, above %d", g.Open, g.Thresholds.QueueWarning))
