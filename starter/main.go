@@ -32,9 +32,9 @@ import (
 const usage = `usage: starter <command> [flags]
 
 commands:
-  setup    create search attributes and the Dispatcher schedule; load -tenants FILE into the store
+  setup    create search attributes, the Dispatcher and evidence-purge schedules, the Governor and the audit; load -tenants FILE into the store
   submit   store claims from JSON Lines (-file, default stdin); malformed lines are refused with line and reason
-  status   pending, leased and decided claims per tenant, and the schedule
+  status   pending, leased and decided claims per tenant; the schedule, the Governor, the audit and each limiter
   export   decided claims as JSON Lines on stdout
   api-key  make a platform API key for -tenant (printed once; only its hash is stored)
 `
