@@ -13,8 +13,10 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 
@@ -44,6 +46,14 @@ type Key struct {
 	ID     string
 	Secret []byte
 }
+
+// A Key prints, logs and marshals as its id only: the secret bytes never
+// reach a log line or an error by accident.
+func (k Key) String() string                { return "codec key " + k.ID + " [redacted]" }
+func (k Key) GoString() string              { return k.String() }
+func (k Key) Format(f fmt.State, verb rune) { _, _ = f.Write([]byte(k.String())) }
+func (k Key) MarshalJSON() ([]byte, error)  { return json.Marshal(k.String()) }
+func (k Key) LogValue() slog.Value          { return slog.StringValue(k.String()) }
 
 // New makes a codec that seals with keys[0] and opens with any of keys.
 func New(keys ...Key) (*Codec, error) {

@@ -3,6 +3,9 @@ package codec_test
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -10,6 +13,8 @@ import (
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/socialproof/verifier/internal/codec"
 )
@@ -119,5 +124,30 @@ func TestCodecServer(t *testing.T) {
 	resp.Body.Close()
 	if resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:8233" {
 		t.Errorf("CORS preflight: %v", resp.Header)
+	}
+}
+
+// A key's secret never prints: fmt in every verb, JSON, zap and slog see its
+// id only.
+func TestKeyPrintsWithoutItsSecret(t *testing.T) {
+	secretBytes := bytes.Repeat([]byte{0x5a}, codec.KeySize) // "ZZZZ..."
+	k := codec.Key{ID: "k-2026", Secret: secretBytes}
+	var logged bytes.Buffer
+	zlog := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&logged), zap.DebugLevel))
+	zlog.Info("key", zap.Any("key", k), zap.Any("keys", []codec.Key{k}), zap.Stringer("s", k))
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("key", "key", k)
+	raw, err := json.Marshal(map[string]any{"key": k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outputs := []string{fmt.Sprint(k), fmt.Sprintf("%v %+v %#v %s %q %x", k, k, k, k, k, k), fmt.Sprintf("%v", []codec.Key{k}), string(raw), logged.String()}
+	for _, out := range outputs {
+		if strings.Contains(out, "ZZZZ") || strings.Contains(out, base64.StdEncoding.EncodeToString(secretBytes)) ||
+			strings.Contains(out, "5a5a5a") || strings.Contains(out, "90 90 90") {
+			t.Errorf("the key's secret shows in %q", out)
+		}
+		if !strings.Contains(out, "k-2026") {
+			t.Errorf("the key's id is missing from %q", out)
+		}
 	}
 }
