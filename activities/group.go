@@ -74,7 +74,7 @@ type outcome struct {
 	found  bool
 	source string // store.SourceGraph or store.SourceWebhook: where the proof came from
 	ev     Evidence
-	err    error // the claim could not be checked (the read failed)
+	err    error // the claim could not be checked (the read failed), or its check panicked (a *panicError: poison)
 	// unread: a stored-only check found neither proof nor coverage; the
 	// claim waits for a read, even on a final check.
 	unread bool
@@ -126,22 +126,44 @@ func toAction(sa store.EvidenceAction) evidence.Action {
 // grace: how long after a claim's submission a read must be to show
 // absence. lag: how far (in Meta's time) a read goes back past where an
 // earlier read ended, for actions Meta showed late.
-func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k known, grace, lag time.Duration, storedOnly bool) (outs []outcome, read []store.EvidenceAction, cov *store.Coverage, calls int) {
-	stored := liveActions(k.actions) // converted once, for every claim's reason
+//
+// Each claim's matching runs under guard (pz), and so does each page's read:
+// a claim whose matching panics is poison alone; a read that panics poisons
+// the claims still waiting for it (those earlier pages proved stand).
+func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k known, grace, lag time.Duration, storedOnly bool, pz *poisons) (outs []outcome, read []store.EvidenceAction, cov *store.Coverage, calls int) {
+	var stored []evidence.Action
+	if perr := pz.run(func() { stored = liveActions(k.actions) }); perr != nil { // converted once, for every claim's reason
+		for _, c := range g.claims {
+			outs = append(outs, outcome{claim: c, err: perr})
+		}
+		return outs, nil, nil, 0
+	}
 	var open []store.Claim
 	for _, c := range g.claims {
-		if sa, ok := matchStored(c, k.actions); ok {
-			action := toAction(sa)
-			outs = append(outs, outcome{claim: c, found: true, source: sa.Source,
-				ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Match: &action, Source: "stored " + sa.Source}})
-			continue
+		var (
+			o       outcome
+			settled bool
+		)
+		perr := pz.run(func() {
+			if sa, ok := matchStored(c, k.actions); ok {
+				action := toAction(sa)
+				o, settled = outcome{claim: c, found: true, source: sa.Source,
+					ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Match: &action, Source: "stored " + sa.Source}}, true
+				return
+			}
+			if covers(k.coverage, c, grace) {
+				o, settled = outcome{claim: c, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target,
+					Reason: string(mismatchAmong(c, stored)), Source: "stored coverage"}}, true
+			}
+		})
+		switch {
+		case perr != nil:
+			outs = append(outs, outcome{claim: c, err: perr})
+		case settled:
+			outs = append(outs, o)
+		default:
+			open = append(open, c)
 		}
-		if covers(k.coverage, c, grace) {
-			outs = append(outs, outcome{claim: c, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target,
-				Reason: string(mismatchAmong(c, stored)), Source: "stored coverage"}})
-			continue
-		}
-		open = append(open, c)
 	}
 	if len(open) == 0 {
 		return outs, nil, nil, 0
@@ -169,15 +191,22 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 	var seen []evidence.Action
 	var from time.Time // oldest action time the read reached
 	complete, joined := false, false
-	var readErr error
+	var readErr, readPanic error
 	pending := slices.Clone(open)
 	found := map[int64]evidence.Action{}
+	poisoned := map[int64]error{}
 	for !pager.Done() && pager.Calls < maxPagesPerTarget {
 		if err := pace.before(); err != nil {
 			readErr = err
 			break
 		}
-		page, err := pager.Next()
+		var (
+			page []evidence.Action
+			err  error
+		)
+		if readPanic = pz.run(func() { page, err = pager.Next() }); readPanic != nil {
+			break // the permit is spent: the call may have been made
+		}
 		pace.after(pager.Usage, err)
 		if err != nil {
 			readErr = err
@@ -185,7 +214,15 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 		}
 		seen = append(seen, page...)
 		pending = slices.DeleteFunc(pending, func(c store.Claim) bool {
-			if action, m := evidence.Find(c.Claim, page); m == evidence.NoMatch {
+			var (
+				action evidence.Action
+				m      evidence.Mismatch
+			)
+			if perr := pz.run(func() { action, m = evidence.Find(c.Claim, page) }); perr != nil {
+				poisoned[c.ID] = perr
+				return true
+			}
+			if m == evidence.NoMatch {
 				found[c.ID] = action
 				return true
 			}
@@ -206,7 +243,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 			break
 		}
 	}
-	complete = pager.Done() && readErr == nil
+	complete = pager.Done() && readErr == nil && readPanic == nil
 	calls = pager.Calls
 
 	for _, action := range seen {
@@ -217,7 +254,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 	// Coverage needs a known start: the last page, where an earlier read
 	// began, or the oldest time read (an untimed edge read only in part,
 	// reactions past the page cap, covers nothing).
-	if readErr == nil && (complete || joined || !from.IsZero()) {
+	if readErr == nil && readPanic == nil && (complete || joined || !from.IsZero()) {
 		c := store.Coverage{Target: g.target, Edge: g.read.edge, From: from, To: newestOf(seen), ReadAt: readAt}
 		switch {
 		case complete:
@@ -236,16 +273,29 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 	candidates := append(stored, seen...) // stored is not used after this
 	for _, c := range open {
 		ev := Evidence{Endpoint: g.read.endpoint, Object: g.target, Pages: pager.Calls, Scanned: len(seen)}
+		if perr, ok := poisoned[c.ID]; ok {
+			outs = append(outs, outcome{claim: c, err: perr})
+			continue
+		}
 		if action, ok := found[c.ID]; ok {
 			ev.Match = &action
 			outs = append(outs, outcome{claim: c, found: true, source: store.SourceGraph, ev: ev})
+			continue
+		}
+		if readPanic != nil {
+			outs = append(outs, outcome{claim: c, err: readPanic})
 			continue
 		}
 		if readErr != nil {
 			outs = append(outs, outcome{claim: c, err: readErr})
 			continue
 		}
-		ev.Reason = string(mismatchAmong(c, candidates))
+		var m evidence.Mismatch
+		if perr := pz.run(func() { m = mismatchAmong(c, candidates) }); perr != nil {
+			outs = append(outs, outcome{claim: c, err: perr})
+			continue
+		}
+		ev.Reason = string(m)
 		outs = append(outs, outcome{claim: c, ev: ev})
 	}
 	return outs, read, cov, calls

@@ -53,6 +53,7 @@ type Plan struct {
 	Risky           []int64 `json:",omitempty"` // verifiable claims of users flagged risky (with SplitRisky)
 	Unverifiable    []Unverifiable
 	AlreadyDecided  int // decided since they were claimed (a previous attempt got there)
+	Quarantined     int `json:",omitempty"` // poison claims quarantined since they were claimed: left out of the plan
 }
 
 // Unverifiable is a claim of a kind no Graph API read can prove.
@@ -100,6 +101,8 @@ func (a *Activities) PlanBatch(ctx context.Context, in PlanInput) (Plan, error) 
 		switch {
 		case c.Status == store.StatusDecided:
 			p.AlreadyDecided++
+		case c.Status == store.StatusQuarantined:
+			p.Quarantined++
 		case !c.Kind.Verifiable():
 			p.Unverifiable = append(p.Unverifiable, Unverifiable{ClaimID: c.ID, Kind: c.Kind})
 		case risky[c.User]:
@@ -159,6 +162,11 @@ type VerifyResult struct {
 	Groups      int // target edges read or looked up (one read proves every claim on a target)
 	ByWebhook   int // verified by webhook evidence, without a call
 	Usage       graph.Usage
+	// Quarantined: poison claims, whose check (or the read of their target)
+	// panicked. They are quarantined in the store with the panic as their
+	// reason, out of the queue until an operator releases them: the
+	// workflow has nothing more to do with them.
+	Quarantined []Poisoned `json:",omitempty"`
 }
 
 // Failed is a claim whose check failed, with the class of the failure.
@@ -190,6 +198,12 @@ func (e Evidence) json() string {
 // once (more calls would extend a block); the unchecked claims come back as
 // Deferred with that class. No failure of Meta's or ours rejects a claim:
 // only a completed read without proof, confirmed on the Final re-check, does.
+//
+// A claim whose check panics (or the read of its target) is poison: it is
+// quarantined and the rest of the chunk goes on (see guard). When every
+// claim checked panicked, and not all in one read, the fault is the
+// worker's rather than the claims': the activity fails as it would without
+// the guard, and nothing is quarantined.
 func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyResult, error) {
 	var res VerifyResult
 	log := activity.GetLogger(ctx)
@@ -227,8 +241,8 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 
 	var open []store.Claim
 	for _, c := range claims {
-		if (in.Audit && !auditable(c)) || (!in.Audit && c.Status == store.StatusDecided) {
-			continue // decided already; or, auditing, not a provisional approval awaiting audit
+		if (in.Audit && !auditable(c)) || (!in.Audit && (c.Status == store.StatusDecided || c.Status == store.StatusQuarantined)) {
+			continue // decided or quarantined already; or, auditing, not a provisional approval awaiting audit
 		}
 		open = append(open, c)
 	}
@@ -249,11 +263,26 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 	var coverages []store.Coverage
 	var stop *graph.Error // a throttle or broken token: no more calls on this token
 	outOfPermits := false
+	var pz poisons
+	var poisoned []Poisoned
+	var firstPanic *panicError
+	checked := 0 // claims whose check ended without a panic
 	// apply turns one claim's outcome into a verdict, an absence, or a
 	// reason it could not be checked.
 	apply := func(o outcome) {
 		c, ev, err := o.claim, o.ev, o.err
 		var ge *graph.Error
+		if pe, ok := isPoison(err); ok {
+			if firstPanic == nil {
+				firstPanic = pe
+			}
+			log.Error("poison claim: its check panicked", "ClaimID", c.ID, "TenantID", c.Tenant, "panic", pe.Error(), "stack", string(pe.stack))
+			poisoned = append(poisoned, Poisoned{ClaimID: c.ID, Reason: pe.Error()})
+			return
+		}
+		if !errors.Is(err, errOutOfPermits) {
+			checked++
+		}
 		switch {
 		case errors.Is(err, errOutOfPermits):
 			outOfPermits = true
@@ -316,7 +345,7 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 		}
 		activity.RecordHeartbeat(ctx, i)
 		pace.claimsLeft = len(groups) - i + len(single)
-		outs, read, cov, calls := a.checkGroup(pace, session, g, held[g.target+"/"+g.read.edge], grace, a.metaTime(in.Grace), in.StoredOnly)
+		outs, read, cov, calls := a.checkGroup(pace, session, g, held[g.target+"/"+g.read.edge], grace, a.metaTime(in.Grace), in.StoredOnly, &pz)
 		res.Calls += calls
 		res.Groups++
 		reads = append(reads, read...)
@@ -340,18 +369,29 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 		}
 		activity.RecordHeartbeat(ctx, len(groups)+i)
 		pace.claimsLeft = len(single) - i
-		ev, found, calls, err := a.check(pace, session, tenant, c)
+		ev, found, calls, err := a.check(pace, session, tenant, c, &pz)
 		res.Calls += calls
 		apply(outcome{claim: c, found: found, ev: ev, err: err, source: store.SourceGraph})
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
 	}
+	if pz.panics >= 2 && checked == 0 {
+		// Every claim checked panicked, in several places: a bug of the
+		// worker's, not poison in the claims. Quarantining would empty the
+		// queue into quarantine; the activity fails instead, as without the
+		// guard, and its claims go back to pending.
+		return res, fmt.Errorf("verify: every check panicked (%d claims, %d panics): a fault of the worker, not of a claim; nothing quarantined: %w",
+			len(poisoned), pz.panics, firstPanic)
+	}
 	if err := a.keepEvidence(ctx, reads, coverages); err != nil {
 		// The verdicts stand without it; later claims will read again.
 		log.Warn("evidence not stored", "TokenID", in.TokenID, "actions", len(reads), "error", err)
 	}
 	res.Wasted = pace.wasted
+	if err := a.quarantine(ctx, in, poisoned, &res); err != nil {
+		return res, err
+	}
 	if len(decisions) > 0 {
 		if _, err := a.Store.Decide(ctx, decisions, a.now()); err != nil {
 			// Retrying re-reads Meta; the reads are cheap next to losing verdicts.
@@ -446,7 +486,9 @@ func (a *Activities) session(ctx context.Context, tokenID string) (*graph.Sessio
 // check reads the Graph API for one claim of a kind that is not read by
 // target (a mention: one media per claim): found reports proof, ev
 // describes what was read either way.
-func (a *Activities) check(pace *pacer, s *graph.Session, tenant store.Tenant, c store.Claim) (ev Evidence, found bool, calls int, err error) {
+// The call and the matching run under guard (pz): a panic in them makes the
+// claim poison (err a *panicError).
+func (a *Activities) check(pace *pacer, s *graph.Session, tenant store.Tenant, c store.Claim, pz *poisons) (ev Evidence, found bool, calls int, err error) {
 	ev.Object = c.Target
 	switch c.Kind {
 	case claim.IGMention:
@@ -458,13 +500,23 @@ func (a *Activities) check(pace *pacer, s *graph.Session, tenant store.Tenant, c
 		if err := pace.before(); err != nil {
 			return ev, false, 0, err
 		}
-		action, usage, err := s.MentionedMedia(brand, c.Target)
+		var (
+			action evidence.Action
+			usage  graph.Usage
+		)
+		if perr := pz.run(func() { action, usage, err = s.MentionedMedia(brand, c.Target) }); perr != nil {
+			return ev, false, 1, perr // the permit is spent: the call may have been made
+		}
 		pace.after(usage, err)
 		if err != nil {
 			return ev, false, 1, err
 		}
 		ev.Pages, ev.Scanned = 1, 1
-		if m := evidence.Check(c.Claim, action); m != evidence.NoMatch {
+		var m evidence.Mismatch
+		if perr := pz.run(func() { m = evidence.Check(c.Claim, action) }); perr != nil {
+			return ev, false, 1, perr
+		}
+		if m != evidence.NoMatch {
 			ev.Reason = string(m)
 			return ev, false, 1, nil
 		}

@@ -35,6 +35,7 @@ type harness struct {
 	env     *testsuite.TestActivityEnvironment
 	secrets string
 	truth   map[string]bool
+	graph   graph.Config // the Graph client's, for tests that wrap its transport
 }
 
 func newHarness(t *testing.T) *harness {
@@ -45,17 +46,18 @@ func newHarness(t *testing.T) *harness {
 	t.Cleanup(srv.Close)
 	st, _ := testenv.OpenStore(t, testenv.SQLite)
 	_, secrets := testenv.SeedWorld(t, sim, st)
+	gc := graph.Config{
+		BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret), Timeout: 5 * time.Second,
+	}
 	acts := &activities.Activities{
-		Store: st,
-		Graph: graph.New(graph.Config{
-			BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret), Timeout: 5 * time.Second,
-		}),
+		Store:           st,
+		Graph:           graph.New(gc),
 		PlatformTokenID: "platform",
 	}
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
-	return &harness{sim: sim, st: st, acts: acts, env: env, secrets: secrets, truth: sim.Truth()}
+	return &harness{sim: sim, st: st, acts: acts, env: env, secrets: secrets, truth: sim.Truth(), graph: gc}
 }
 
 // submit generates n verifiable claims of a tenant, stores and leases them.

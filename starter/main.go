@@ -1,12 +1,14 @@
 // Command starter is the operator's tool: `setup` prepares Temporal and the
-// store, `submit` feeds claims from JSON Lines, `status` shows the queue and
-// `export` writes verdicts as JSON Lines.
+// store, `submit` feeds claims from JSON Lines, `status` shows the queue,
+// `export` writes verdicts as JSON Lines and `quarantine` lists (and
+// releases) poison claims.
 //
 //	starter setup  [-tenants tenants.json]
 //	starter submit [-file claims.jsonl] [-strict]
 //	starter status [-json] [-temporal=false]
 //	starter export [-tenant ID] [-after ID] [-limit N]
 //	starter api-key -tenant ID [-name LABEL]
+//	starter quarantine [-tenant ID] [-json] [-release ID,...|all]
 //
 // Every subcommand takes the engine's configuration flags (or environment
 // variables); run `starter <subcommand> -h` to list them.
@@ -37,6 +39,7 @@ commands:
   status   pending, leased and decided claims per tenant; the schedule, the Governor, the audit and each limiter
   export   decided claims as JSON Lines on stdout
   api-key  make a platform API key for -tenant (printed once; only its hash is stored)
+  quarantine  list poison claims (their check panicked) taken out of the queue; -release ID,...|all puts them back to pending
 `
 
 func main() {
@@ -58,6 +61,8 @@ func main() {
 		err = export(ctx, args, os.Stdout)
 	case "api-key":
 		err = apiKey(ctx, args, os.Stdout)
+	case "quarantine":
+		err = quarantine(ctx, args, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -64,6 +64,9 @@ type TenantStatus struct {
 	Leased  int            `json:"leased"`
 	Decided map[string]int `json:"decided"`
 	Audited int            `json:"audited"`
+	// Quarantined: poison claims (their check panicked), out of the queue
+	// until released (`starter quarantine`).
+	Quarantined int `json:"quarantined"`
 }
 
 // ScheduleStatus is the Dispatcher schedule as Temporal describes it.
@@ -94,7 +97,7 @@ func status(ctx context.Context, args []string, out io.Writer) error {
 	}
 	s := Status{Total: TenantStatus{Tenant: "total", Decided: map[string]int{}}}
 	for _, t := range stats {
-		ts := TenantStatus{Tenant: t.Tenant, Pending: t.Pending, Leased: t.Leased, Decided: t.Decided, Audited: t.Audited}
+		ts := TenantStatus{Tenant: t.Tenant, Pending: t.Pending, Leased: t.Leased, Decided: t.Decided, Audited: t.Audited, Quarantined: t.Quarantined}
 		if ts.Decided == nil {
 			ts.Decided = map[string]int{}
 		}
@@ -102,6 +105,7 @@ func status(ctx context.Context, args []string, out io.Writer) error {
 		s.Total.Pending += t.Pending
 		s.Total.Leased += t.Leased
 		s.Total.Audited += t.Audited
+		s.Total.Quarantined += t.Quarantined
 		for v, n := range t.Decided {
 			s.Total.Decided[v] += n
 		}
@@ -238,15 +242,19 @@ func auditStatus(total TenantStatus) *AuditStatus {
 }
 
 // warnings are the Governor's alerts; without a Governor, the queue is
-// checked against the configured threshold here.
+// checked against the configured threshold here. Quarantined claims are
+// always worth a line: they wait for an operator.
 func warnings(s Status, queueWarning int) []string {
+	var w []string
 	if g := s.Governor; g != nil && g.State != nil {
-		return g.State.Alerts
+		w = append(w, g.State.Alerts...)
+	} else if open := s.Total.Pending + s.Total.Leased; queueWarning > 0 && open > queueWarning {
+		w = append(w, fmt.Sprintf("queue: %d claims open, above %d", open, queueWarning))
 	}
-	if open := s.Total.Pending + s.Total.Leased; queueWarning > 0 && open > queueWarning {
-		return []string{fmt.Sprintf("queue: %d claims open, above %d", open, queueWarning)}
+	if n := s.Total.Quarantined; n > 0 {
+		w = append(w, fmt.Sprintf("quarantine: %d poison claims (their check panicked) wait for an operator: `starter quarantine` lists them, -release puts them back", n))
 	}
-	return nil
+	return w
 }
 
 // verdictColumns are printed in this order; any other verdict follows.
@@ -264,9 +272,9 @@ func printStatus(out io.Writer, s Status) {
 	}
 	slices.Sort(cols[len(verdictColumns):])
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "tenant\tpending\tleased\t%s\taudited\t\n", strings.Join(cols, "\t"))
+	fmt.Fprintf(tw, "tenant\tpending\tleased\tquarantined\t%s\taudited\t\n", strings.Join(cols, "\t"))
 	row := func(t TenantStatus) {
-		fmt.Fprintf(tw, "%s\t%d\t%d", t.Tenant, t.Pending, t.Leased)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d", t.Tenant, t.Pending, t.Leased, t.Quarantined)
 		for _, v := range cols {
 			fmt.Fprintf(tw, "\t%d", t.Decided[v])
 		}

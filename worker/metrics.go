@@ -30,6 +30,7 @@ type engineCollector struct {
 
 var (
 	descClaims     = prometheus.NewDesc("verifier_claims_open", "Open claims by tenant and status (pending, leased).", []string{"tenant", "status"}, nil)
+	descQuarantine = prometheus.NewDesc("verifier_claims_quarantined", "Poison claims (their check panicked) out of the queue by tenant, neither open nor decided, until an operator releases them (starter quarantine).", []string{"tenant"}, nil)
 	descVerdicts   = prometheus.NewDesc("verifier_claims_decided", "Decided claims by tenant and current verdict.", []string{"tenant", "verdict"}, nil)
 	descVerdictsBy = prometheus.NewDesc("verifier_verdicts_total", "Verdicts given, by tenant, claim kind, method and verdict; a revocation counts once more under verdict revoked, method audit. Kept in the store: every worker reports the same value.", []string{"tenant", "kind", "method", "verdict"}, nil)
 	descAudited    = prometheus.NewDesc("verifier_claims_audited", "Provisional approvals an audit confirmed or revoked, by tenant.", []string{"tenant"}, nil)
@@ -51,7 +52,7 @@ var (
 )
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descClaims, descVerdicts, descVerdictsBy, descAudited, descAuditQueue, descMode, descOpenStd, descArrivals,
+	for _, d := range []*prometheus.Desc{descClaims, descQuarantine, descVerdicts, descVerdictsBy, descAudited, descAuditQueue, descMode, descOpenStd, descArrivals,
 		descWarning, descBroken, descUsed, descBudget, descQueued, descUsage, descThrottled, descPaused, descWebhooks, descActions, descScrapeErr} {
 		ch <- d
 	}
@@ -87,6 +88,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, s := range stats {
 			gauge(descClaims, float64(s.Pending), s.Tenant, store.StatusPending)
 			gauge(descClaims, float64(s.Leased), s.Tenant, store.StatusLeased)
+			gauge(descQuarantine, float64(s.Quarantined), s.Tenant)
 			for verdict, n := range s.Decided {
 				gauge(descVerdicts, float64(n), s.Tenant, verdict)
 			}

@@ -38,7 +38,16 @@ func TestEngineCollectorReadsTheStore(t *testing.T) {
 	if ok, err := st.Revoke(ctx, res[4].ID, "{}", time.Now()); err != nil || !ok {
 		t.Fatal(ok, err)
 	}
-	if _, err := st.Claim(ctx, "batch", 1, time.Hour, time.Now()); err != nil {
+	// Of the two open claims one is leased, the other (b) quarantined: a
+	// poison claim, neither open nor decided.
+	leased, err := st.Claim(ctx, "batch", 2, time.Hour, time.Now())
+	if err != nil || len(leased) != 2 {
+		t.Fatal(len(leased), err)
+	}
+	if n, err := st.Quarantine(ctx, "batch", []store.Quarantine{{ClaimID: res[1].ID, Reason: "panic: boom"}}, time.Now()); err != nil || n != 1 {
+		t.Fatal(n, err)
+	}
+	if _, err := st.Submit(ctx, []claim.Claim{{Tenant: "acme", Key: "f", User: "u-f", Handle: "h_f", Kind: claim.IGComment, Target: "17890000000000001"}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	c := &engineCollector{store: st, log: zap.NewNop(), timeout: 5 * time.Second}
@@ -52,11 +61,14 @@ verifier_claims_open{status="pending",tenant="acme"} 1
 verifier_claims_decided{tenant="acme",verdict="approved_on_honor"} 1
 verifier_claims_decided{tenant="acme",verdict="revoked"} 1
 verifier_claims_decided{tenant="acme",verdict="verified"} 1
+# HELP verifier_claims_quarantined Poison claims (their check panicked) out of the queue by tenant, neither open nor decided, until an operator releases them (starter quarantine).
+# TYPE verifier_claims_quarantined gauge
+verifier_claims_quarantined{tenant="acme"} 1
 # HELP verifier_audit_backlog Provisional approvals waiting for their audit.
 # TYPE verifier_audit_backlog gauge
 verifier_audit_backlog 1
 `
-	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "verifier_claims_open", "verifier_claims_decided", "verifier_audit_backlog"); err != nil {
+	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "verifier_claims_open", "verifier_claims_decided", "verifier_claims_quarantined", "verifier_audit_backlog"); err != nil {
 		t.Fatal(err)
 	}
 	verdicts := `

@@ -138,6 +138,9 @@ type Progress struct {
 	ApprovedOnHonor  int    `json:",omitempty"`
 	Mode             string `json:",omitempty"` // verify, sample or honor
 	FellBack         int    `json:",omitempty"` // claims moved from a failed own token to the platform token
+	// Quarantined: poison claims (their check panicked), taken out of the
+	// queue by the activities; the batch goes on without them.
+	Quarantined int `json:",omitempty"`
 }
 
 // tenantBatch is one TenantBatch run's state.
@@ -445,6 +448,7 @@ func (b *tenantBatch) storedPass(ctx workflow.Context, tokenID string, ids []int
 		}
 		b.progress.Verified += r.Verified
 		b.progress.Rejected += r.Rejected
+		b.progress.Quarantined += len(r.Quarantined)
 		rest = append(rest, r.Absent...)
 		for _, f := range r.Deferred {
 			rest = append(rest, f.ClaimID)
@@ -566,10 +570,11 @@ func (b *tenantBatch) sample(ctx workflow.Context, tokenID string, ids []int64) 
 	pos, next := 0, sp.InitialSample(n)
 	for pos < n {
 		round := order[pos:next]
-		deferredBefore := len(b.deferrals)
+		deferredBefore, quarantinedBefore := len(b.deferrals), b.progress.Quarantined
 		roundAbsent := b.verifyWithRetries(ctx, tokenID, round)
 		absent = append(absent, roundAbsent...)
-		checked += len(round) - (len(b.deferrals) - deferredBefore) // claims handed back are not in the sample
+		// Claims handed back or quarantined are not in the sample.
+		checked += len(round) - (len(b.deferrals) - deferredBefore) - (b.progress.Quarantined - quarantinedBefore)
 		failed += len(roundAbsent)
 		pos = next
 		b.progress.Sampled, b.progress.SampleFailed = checked, failed
@@ -671,6 +676,7 @@ func (b *tenantBatch) runChunks(ctx workflow.Context, tokenID string, ids []int6
 			b.progress.Verified += r.Verified
 			b.progress.Rejected += r.Rejected
 			b.progress.Calls += r.Calls
+			b.progress.Quarantined += len(r.Quarantined)
 			b.checked += len(chunk) - len(r.NeedPermits)
 			results = append(results, r)
 		}

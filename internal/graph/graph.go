@@ -26,6 +26,9 @@ type Config struct {
 	AppID     string       // our Meta app
 	AppSecret secret.Value // signs every call with appsecret_proof when set
 	Timeout   time.Duration
+	// Transport makes the HTTP requests; nil: http.DefaultTransport. Tests
+	// wrap it to see or upset what the client sends and gets.
+	Transport http.RoundTripper
 }
 
 // Client makes Graph API calls for any token; it is safe for concurrent use.
@@ -46,7 +49,7 @@ func New(cfg Config) *Client {
 	return &Client{
 		cfg:  cfg,
 		app:  facebook.New(cfg.AppID, cfg.AppSecret.Reveal()),
-		http: &http.Client{Timeout: cfg.Timeout},
+		http: &http.Client{Timeout: cfg.Timeout, Transport: cfg.Transport},
 	}
 }
 

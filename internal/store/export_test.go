@@ -27,3 +27,23 @@ func MigrateDownTo(ctx context.Context, db *sql.DB, backend string, version int6
 	_, err = provider.DownTo(ctx, version)
 	return err
 }
+
+// MigrateUpTo applies the migrations of backend to db up to version, for
+// tests that compare a schema built by the Up migrations with one that went
+// down and up again.
+func MigrateUpTo(ctx context.Context, db *sql.DB, backend string, version int64) error {
+	dialect := map[string]goose.Dialect{"sqlite": goose.DialectSQLite3, "postgres": goose.DialectPostgres}[backend]
+	if dialect == "" {
+		return fmt.Errorf("unknown backend %q", backend)
+	}
+	fsys, err := fs.Sub(migrationFiles, "migrations/"+backend)
+	if err != nil {
+		return err
+	}
+	provider, err := goose.NewProvider(dialect, db, fsys)
+	if err != nil {
+		return err
+	}
+	_, err = provider.UpTo(ctx, version)
+	return err
+}

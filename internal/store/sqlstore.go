@@ -39,7 +39,7 @@ var _ Store = (*sqlStore)(nil)
 // claimColumns is the column list scanClaim reads, in order.
 const claimColumns = `id, tenant_id, idem_key, user_ref, handle, kind, target, code, since,
 	submitted_at, status, attempts, not_before, last_error, lease_owner, lease_expires_at,
-	verdict, method, evidence, decided_at, revoked_from, revoked_evidence, revoked_at, audited_at, feed_seq`
+	verdict, method, evidence, decided_at, revoked_from, revoked_evidence, revoked_at, audited_at, feed_seq, quarantined_at`
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
@@ -54,7 +54,7 @@ func scanClaim(row scanner) (Claim, error) {
 	err := row.Scan(&c.ID, &c.Tenant, &c.Key, &c.User, &c.Handle, &kind, &c.Target, &c.Code, timeColumn{&since},
 		timeColumn{&c.SubmittedAt}, &c.Status, &c.Attempts, timeColumn{&c.NotBefore}, &c.LastError, &c.LeaseOwner, timeColumn{&c.LeaseExpiry},
 		&c.Verdict, &c.Method, &c.Evidence, timeColumn{&c.DecidedAt}, &c.RevokedFrom, &c.RevokedEvidence, timeColumn{&c.RevokedAt},
-		timeColumn{&c.AuditedAt}, &feed)
+		timeColumn{&c.AuditedAt}, &feed, timeColumn{&c.QuarantinedAt})
 	if err != nil {
 		return Claim{}, err
 	}
@@ -714,7 +714,7 @@ func (s *sqlStore) Decide(ctx context.Context, decisions []Decision, now time.Ti
 		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
 			SET status = 'decided', verdict = ?, method = ?, evidence = ?, decided_at = ?,
 				lease_owner = '', lease_expires_at = NULL, feed_seq = ?
-			WHERE id = ? AND status <> 'decided'
+			WHERE id = ? AND status IN ('pending', 'leased')
 			RETURNING tenant_id, kind`))
 		if err != nil {
 			return err
@@ -726,7 +726,7 @@ func (s *sqlStore) Decide(ctx context.Context, decisions []Decision, now time.Ti
 			var tenant, kind string
 			err := stmt.QueryRowContext(ctx, dec.Verdict, dec.Method, dec.Evidence, decidedAt, base+int64(i)+1, dec.ClaimID).Scan(&tenant, &kind)
 			if errors.Is(err, sql.ErrNoRows) {
-				continue // already decided (or unknown): not decided again
+				continue // already decided, quarantined (or unknown): not decided now
 			}
 			if err != nil {
 				return fmt.Errorf("claim %d: %w", dec.ClaimID, err)
@@ -825,6 +825,95 @@ func (s *sqlStore) Defer(ctx context.Context, owner string, deferrals []Deferral
 		return 0, fmt.Errorf("defer: %w", err)
 	}
 	return deferred, nil
+}
+
+func (s *sqlStore) Quarantine(ctx context.Context, owner string, items []Quarantine, now time.Time) (int, error) {
+	if owner == "" {
+		return 0, errors.New("quarantine: empty lease owner")
+	}
+	for i, q := range items {
+		if q.Reason == "" {
+			return 0, fmt.Errorf("quarantine: item %d (claim %d): empty reason", i, q.ClaimID)
+		}
+	}
+	if len(items) == 0 {
+		return 0, nil
+	}
+	// A zero now would leave quarantined_at NULL on a quarantined claim.
+	if now.IsZero() {
+		return 0, errors.New("quarantine: zero now")
+	}
+	quarantined := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
+			SET status = 'quarantined', last_error = ?, quarantined_at = ?, lease_owner = '', lease_expires_at = NULL
+			WHERE id = ? AND status = 'leased' AND lease_owner = ?`))
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		at := s.d.timeArg(now)
+		for _, q := range items {
+			res, err := stmt.ExecContext(ctx, q.Reason, at, q.ClaimID, owner)
+			if err != nil {
+				return fmt.Errorf("claim %d: %w", q.ClaimID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("claim %d: %w", q.ClaimID, err)
+			}
+			quarantined += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("quarantine: %w", err)
+	}
+	return quarantined, nil
+}
+
+func (s *sqlStore) Quarantined(ctx context.Context, f ExportFilter) ([]Claim, error) {
+	// The condition of the partial index claims_quarantined, word for word.
+	query := `SELECT ` + claimColumns + ` FROM claims WHERE status = 'quarantined' AND id > ?`
+	args := []any{f.AfterID}
+	if f.Tenant != "" {
+		query += ` AND tenant_id = ?`
+		args = append(args, f.Tenant)
+	}
+	query += ` ORDER BY id`
+	if f.Limit > 0 {
+		query += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	claims, err := s.queryClaims(ctx, s.db, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("quarantined: %w", err)
+	}
+	return claims, nil
+}
+
+func (s *sqlStore) Release(ctx context.Context, ids []int64) (int, error) {
+	released := 0
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, chunk := range chunks(ids, idChunk) {
+			res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims
+				SET status = 'pending', quarantined_at = NULL, not_before = NULL
+				WHERE status = 'quarantined' AND id IN `+inList(len(chunk))), idArgs(chunk)...)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			released += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("release: %w", err)
+	}
+	return released, nil
 }
 
 func (s *sqlStore) Revoke(ctx context.Context, id int64, evidence string, now time.Time) (bool, error) {
@@ -947,6 +1036,8 @@ func (s *sqlStore) Stats(ctx context.Context) ([]Stats, error) {
 			st.Leased += count
 		case StatusDecided:
 			st.Decided[verdict] += count
+		case StatusQuarantined:
+			st.Quarantined += count
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -5,6 +5,9 @@
 // (and leased ones whose lease expired) under a lease; a leased claim is never
 // handed out twice while its lease holds. Recording a verdict is idempotent and
 // a decided claim is never decided again, except by an explicit revocation.
+// A leased claim whose handling made the engine panic (a poison claim) is
+// quarantined instead: out of the queue, undecided, until an operator
+// releases it back to pending.
 package store
 
 import (
@@ -75,6 +78,10 @@ const (
 	StatusPending = "pending"
 	StatusLeased  = "leased"
 	StatusDecided = "decided"
+	// StatusQuarantined: a poison claim, taken out of the queue with its
+	// reason (Claim.LastError) by Quarantine; never claimed, decided or in
+	// the verdict feed until Release puts it back to pending.
+	StatusQuarantined = "quarantined"
 )
 
 // Verdicts. approved_by_sample and approved_on_honor are provisional until audited.
@@ -119,6 +126,10 @@ type Claim struct {
 	// FeedSeq is the claim's place in the verdict feed: set when it is
 	// decided and again when it is revoked, in commit order; 0 while open.
 	FeedSeq int64
+
+	// QuarantinedAt is when the claim was quarantined (its reason is in
+	// LastError); zero unless Status is StatusQuarantined.
+	QuarantinedAt time.Time
 }
 
 // Decision is a verdict for one claim.
@@ -136,6 +147,13 @@ type Deferral struct {
 	Reason    string
 }
 
+// Quarantine takes one leased claim out of the queue: handling it made the
+// engine panic. Reason says how (the panic and where), for the operator.
+type Quarantine struct {
+	ClaimID int64
+	Reason  string
+}
+
 // SubmitResult reports one submitted claim.
 type SubmitResult struct {
 	ID        int64
@@ -149,6 +167,9 @@ type Stats struct {
 	Leased  int
 	Decided map[string]int // by verdict
 	Audited int            // claims with AuditedAt set: confirmed or revoked by an audit
+	// Quarantined: poison claims out of the queue, waiting for an operator
+	// (neither open nor decided).
+	Quarantined int
 }
 
 // VerdictCount is how many verdicts of one kind a tenant's claims got by one
@@ -171,7 +192,8 @@ type UserFlag struct {
 	Reason string
 }
 
-// ExportFilter selects decided claims for export.
+// ExportFilter selects decided claims for export (Decided), or quarantined
+// claims (Quarantined).
 type ExportFilter struct {
 	Tenant  string // empty: all tenants
 	AfterID int64  // only claims with a larger id
@@ -310,14 +332,31 @@ type Store interface {
 	// Claims returns the claims with these ids (missing ids are skipped).
 	Claims(ctx context.Context, ids []int64) ([]Claim, error)
 
-	// Decide records verdicts for claims that are not yet decided, whoever
-	// holds their lease; a claim already decided is left as it is. It returns
-	// the ids it decided now.
+	// Decide records verdicts for open claims (pending or leased), whoever
+	// holds their lease; a claim already decided, or quarantined, is left as
+	// it is. It returns the ids it decided now.
 	Decide(ctx context.Context, decisions []Decision, now time.Time) ([]int64, error)
 
 	// Defer returns leased claims held by owner to pending with a backoff.
 	// Decided claims are left alone. Returns how many it deferred.
 	Defer(ctx context.Context, owner string, deferrals []Deferral) (int, error)
+
+	// Quarantine moves claims leased by owner to StatusQuarantined with their
+	// reason (kept in LastError) and now (QuarantinedAt), ending their lease;
+	// claims not leased by owner (decided, deferred, another's) are left
+	// alone. A quarantined claim is never claimed, decided, counted as open
+	// or in the verdict feed until Release. Returns how many it quarantined.
+	// An empty owner or reason is an error.
+	Quarantine(ctx context.Context, owner string, items []Quarantine, now time.Time) (int, error)
+
+	// Quarantined lists quarantined claims in id order (Tenant, AfterID and
+	// Limit as for Decided).
+	Quarantined(ctx context.Context, f ExportFilter) ([]Claim, error)
+
+	// Release puts quarantined claims back to pending, claimable at once
+	// (their last reason stays in LastError); other claims are left alone.
+	// Returns how many it released.
+	Release(ctx context.Context, ids []int64) (int, error)
 
 	// Revoke turns a decided claim's verdict into revoked, keeping the earlier
 	// verdict in RevokedFrom. A revocation is an audit outcome: it sets
