@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -198,7 +199,16 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	var req SubmitRequest
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if err == nil {
+		// A second object after the first would be silently dropped: refuse.
+		if _, err = dec.Token(); err == io.EOF {
+			err = nil
+		} else if err == nil || !errors.As(err, new(*http.MaxBytesError)) {
+			err = errors.New("data after the object")
+		}
+	}
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("the body is over %d bytes", maxBody))
@@ -251,7 +261,7 @@ type ClaimView struct {
 	User        string          `json:"user"`
 	Kind        string          `json:"kind"`
 	Target      string          `json:"target"`
-	Status      string          `json:"status"` // pending, leased or decided
+	Status      string          `json:"status"` // pending, leased, decided or quarantined (our check of it failed; an operator releases it)
 	SubmittedAt time.Time       `json:"submitted_at"`
 	Verdict     string          `json:"verdict,omitempty"`
 	Method      string          `json:"method,omitempty"`

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -122,6 +123,11 @@ func (c Claim) Validate() error {
 	if !utf8.ValidString(c.Handle) {
 		return errors.New(`"handle" is not valid UTF-8`)
 	}
+	// No username or display name has them, and PostgreSQL cannot store a NUL:
+	// one such claim would fail its whole batch.
+	if strings.ContainsFunc(c.Handle, unicode.IsControl) {
+		return errors.New(`"handle" has control characters`)
+	}
 	if c.Code != "" {
 		if len(c.Code) > MaxCodeLen || !codePattern.MatchString(c.Code) {
 			return fmt.Errorf(`"code" must be 1-%d letters, digits or dashes`, MaxCodeLen)
@@ -176,7 +182,7 @@ func Parse(line []byte) (Claim, error) {
 	if err := dec.Decode(&c); err != nil {
 		return Claim{}, fmt.Errorf("not a claim object: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF { // only white space may follow, not even a stray } or ]
 		return Claim{}, errors.New("trailing data after the claim object")
 	}
 	c.Handle = strings.TrimSpace(c.Handle)
@@ -228,17 +234,26 @@ func ReadLines(r io.Reader) (claims []Line, refused []LineError, err error) {
 	}
 }
 
-// readLine reads up to the next newline, keeping at most MaxLineBytes+1 bytes
-// of it so a huge line cannot exhaust memory.
+// readLine reads up to the next newline. It drops leading white space and
+// keeps at most MaxLineBytes+1 bytes of the rest, so a huge line cannot
+// exhaust memory; tooLong tells a line whose content, without the white
+// space around it, is over MaxLineBytes (none of it is lost: it is refused).
 func readLine(br *bufio.Reader) (line []byte, tooLong bool, err error) {
+	const space = " \t\r\n\v\f"
+	overflow := false // content past the kept bytes
 	for {
 		chunk, err := br.ReadSlice('\n')
-		if len(line) <= MaxLineBytes {
-			line = append(line, chunk[:min(len(chunk), MaxLineBytes+1-len(line))]...)
+		if len(line) == 0 {
+			chunk = bytes.TrimLeft(chunk, space)
+		}
+		keep := min(len(chunk), MaxLineBytes+1-len(line))
+		line = append(line, chunk[:keep]...)
+		if len(bytes.Trim(chunk[keep:], space)) > 0 {
+			overflow = true
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		return line, len(bytes.TrimSpace(line)) > MaxLineBytes, err
+		return line, overflow || len(bytes.TrimSpace(line)) > MaxLineBytes, err
 	}
 }

@@ -27,6 +27,11 @@ func TestParse(t *testing.T) {
 		{"bad code", `{"tenant":"a","key":"k","user":"u1","handle":"m","kind":"ig_comment","target":"1","code":"a b"}`, `"code" must be`},
 		{"tenant with spaces", `{"tenant":"a b","key":"k","user":"u1","handle":"m","kind":"ig_comment","target":"1"}`, "has characters"},
 		{"trailing data", `{"tenant":"a","key":"k","user":"u1","handle":"m","kind":"ig_comment","target":"1"} {}`, "trailing data"},
+		{"stray closing brace", `{"tenant":"a","key":"k","user":"u1","handle":"m","kind":"ig_comment","target":"1"}}`, "trailing data"},
+		{"stray closing bracket", `{"tenant":"a","key":"k","user":"u1","handle":"m","kind":"ig_comment","target":"1"} ]`, "trailing data"},
+		{"NUL in handle", `{"tenant":"a","key":"k","user":"u1","handle":"m\u0000","kind":"ig_comment","target":"1"}`, `"handle" has control characters`},
+		{"newline in handle", `{"tenant":"a","key":"k","user":"u1","handle":"m\nx","kind":"ig_comment","target":"1"}`, `"handle" has control characters`},
+		{"trailing white space", "{\"tenant\":\"a\",\"key\":\"k\",\"user\":\"u1\",\"kind\":\"ig_like\",\"target\":\"1\"} \t\r\n", ""},
 		{"array", `[1,2]`, "not a claim object"},
 		{"non-UTF-8", "{\"tenant\":\"a\xff\"}", "not valid UTF-8"},
 		{"huge line", `{"tenant":"` + strings.Repeat("a", 5000) + `"}`, "longer than"},
@@ -63,6 +68,26 @@ func TestReadLinesKeepsGoodLinesAndNumbersBadOnes(t *testing.T) {
 		t.Fatalf("claims = %+v", claims)
 	}
 	if len(refused) != 2 || refused[0].Line != 3 || refused[1].Line != 5 {
+		t.Fatalf("refused = %+v", refused)
+	}
+}
+
+// A line is measured without the white space around it, all of it: long
+// leading white space does not hide a claim, and content past the limit is
+// not cut off to leave a shorter claim that parses.
+func TestReadLinesMeasuresTheWholeLine(t *testing.T) {
+	good := `{"tenant":"a","key":"k1","user":"u","kind":"ig_like","target":"1"}`
+	pad := strings.Repeat(" ", claim.MaxLineBytes)
+	input := pad + good + pad + "\n" + good + pad + "x\n" + strings.Repeat("\u00a0", claim.MaxLineBytes) + good
+	claims, refused, err := claim.ReadLines(strings.NewReader(input))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(claims) != 1 || claims[0].Line != 1 {
+		t.Fatalf("claims = %+v", claims)
+	}
+	if len(refused) != 2 || refused[0].Line != 2 || refused[1].Line != 3 ||
+		!strings.Contains(refused[0].Reason, "longer than") || !strings.Contains(refused[1].Reason, "longer than") {
 		t.Fatalf("refused = %+v", refused)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -49,7 +50,8 @@ var ErrMalformed = errors.New("malformed webhook payload")
 // (or milliseconds, told apart by size), RFC 3339 or Meta's
 // 2006-01-02T15:04:05-0700, and come out in UTC.
 //
-// Errors never quote the payload.
+// A NUL in a string comes out as U+FFFD (a store cannot keep it). Errors
+// never quote the payload.
 func Parse(body []byte) (actions []Action, ignored int, err error) {
 	var envs []envelope
 	trimmed := bytes.TrimLeft(body, " \t\r\n")
@@ -197,6 +199,11 @@ func convert(object string, c change, entryTime time.Time) (a Action, ok bool, e
 		}
 	default:
 		return Action{}, false, nil
+	}
+	// PostgreSQL cannot store a NUL in text: one in a comment would fail the
+	// whole delivery, and every redelivery of it.
+	for _, s := range []*string{&a.Target, &a.ActionID, &a.Username, &a.UserID, &a.Text} {
+		*s = strings.ReplaceAll(*s, "\x00", "\uFFFD")
 	}
 	if a.Target == "" || a.ActionID == "" {
 		return Action{}, false, nil

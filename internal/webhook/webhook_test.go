@@ -648,3 +648,16 @@ func TestConcurrentDeliveriesCountOnce(t *testing.T) {
 		t.Fatalf("stats = %+v, want %+v", got, want)
 	}
 }
+
+// A NUL in a comment (JSON "\u0000") cannot be stored in PostgreSQL text; it
+// would fail the delivery and every redelivery, losing its other actions.
+func TestParseReplacesNUL(t *testing.T) {
+	body := `{"object":"instagram","entry":[{"id":"1","time":1,"field":"comments",
+	  "value":{"id":"c\u0000","text":"nice\u0000 CODE42","from":{"id":"u","username":"maya\u0000"},"media":{"id":"m"}}}]}`
+	actions, _, err := webhook.Parse([]byte(body))
+	want := []webhook.Action{{Target: "m", Edge: "comments", ActionID: "c\uFFFD", Username: "maya\uFFFD", UserID: "u",
+		Text: "nice\uFFFD CODE42", Time: unix(1)}}
+	if err != nil || !reflect.DeepEqual(actions, want) {
+		t.Fatalf("Parse = %+v, %v; want %+v", actions, err, want)
+	}
+}
