@@ -94,6 +94,13 @@ func classify(op string, err error, usage Usage) error {
 		}
 		return e
 	}
+	var se *statusError
+	if errors.As(err, &se) {
+		return &Error{Class: Transient, Op: op, Message: se.Error(), Usage: usage}
+	}
+	if errors.Is(err, errBodyTooLarge) {
+		return &Error{Class: Transient, Op: op, Message: errBodyTooLarge.Error(), Usage: usage}
+	}
 	var ue *facebook.UnmarshalError
 	if errors.As(err, &ue) {
 		// A body that is not JSON: a proxy's 502 page, a truncated answer.

@@ -21,18 +21,6 @@ import (
 	"github.com/socialproof/verifier/internal/secret"
 )
 
-// graphBugsFixed turns on the invariants the graph package breaks today
-// (reported, not fixed here; flip it once they are):
-//   - a 5xx answer, or a body with a top-level "error" the client cannot
-//     read, is an error, never an empty page or "not mentioned";
-//   - a page without "data" is an unexpected shape, not the last page;
-//   - RetryAfter is never negative, nor wrapped around to seconds
-//     (estimated_time_to_regain_access is multiplied into a time.Duration
-//     without a bound, and overflows);
-//   - paging.next is followed only on the API's own host: today the token is
-//     sent to whatever host a response names.
-const graphBugsFixed = false
-
 const (
 	fuzzHost      = "graph.test" // paging.next URLs in the corpus name this host
 	fuzzAppSecret = "appsecret-fuzz"
@@ -197,7 +185,7 @@ func FuzzGraphResponse(f *testing.F) {
 			for _, b := range ge.Usage.BUC {
 				regain = max(regain, b.RegainMinutes)
 			}
-			if graphBugsFixed && (ge.RetryAfter < 0 || (ge.Class == graph.Throttled && regain > 0 && ge.RetryAfter < time.Minute)) {
+			if ge.RetryAfter < 0 || (ge.Class == graph.Throttled && regain > 0 && ge.RetryAfter < time.Minute) {
 				t.Fatalf("%s: RetryAfter %v for %d minutes", what, ge.RetryAfter, regain)
 			}
 			return ge
@@ -213,7 +201,7 @@ func FuzzGraphResponse(f *testing.F) {
 			_, topLevelError = obj["error"]
 		}
 		_, hasData := obj["data"]
-		mustFail := unreadable || (graphBugsFixed && (code >= 500 || topLevelError))
+		mustFail := unreadable || (code >= 500 || topLevelError)
 
 		sess := client.Session(context.Background(), secret.New(token))
 		p := sess.Edge("17900", "comments", "id,text,username,timestamp,from")
@@ -229,7 +217,7 @@ func FuzzGraphResponse(f *testing.F) {
 			if unreadable && err != nil && ge.Class != graph.Transient {
 				t.Fatalf("an unreadable body is %s, want transient", ge.Class)
 			}
-			if graphBugsFixed && err == nil && !hasData {
+			if err == nil && !hasData {
 				t.Fatalf("a page without data: %q", body)
 			}
 			if err != nil {
@@ -267,7 +255,7 @@ func FuzzGraphResponse(f *testing.F) {
 		case ge != nil && ge.Class == graph.Throttled && !usage.Known() && ge.RetryAfter != 0:
 			t.Fatalf("MentionedMedia: RetryAfter %v without usage", ge.RetryAfter)
 		}
-		if guard.leaked() && graphBugsFixed {
+		if guard.leaked() {
 			t.Fatalf("the token was sent to another host than the API's")
 		}
 	})

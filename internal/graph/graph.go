@@ -49,13 +49,14 @@ func New(cfg Config) *Client {
 	return &Client{
 		cfg:  cfg,
 		app:  facebook.New(cfg.AppID, cfg.AppSecret.Reveal()),
-		http: &http.Client{Timeout: cfg.Timeout, Transport: cfg.Transport},
+		http: &http.Client{Timeout: cfg.Timeout, Transport: checkedTransport{next: cfg.Transport}},
 	}
 }
 
 // Session is a client bound to one token and one context.
 type Session struct {
-	fb *facebook.Session
+	fb   *facebook.Session
+	base *url.URL // the API's scheme and host: the only place paging.next may lead
 }
 
 // Session binds the client to a token. The token is used only in requests.
@@ -67,7 +68,12 @@ func (c *Client) Session(ctx context.Context, token secret.Value) *Session {
 	if !c.cfg.AppSecret.Empty() {
 		_ = s.EnableAppsecretProof(true) // fails only without an app, which New always sets
 	}
-	return &Session{fb: s.WithContext(ctx)}
+	base := c.cfg.BaseURL
+	if base == "" {
+		base = "https://graph.facebook.com/" // huandu's default
+	}
+	u, _ := url.Parse(base) // a bad BaseURL fails every call anyway; follow then refuses every next
+	return &Session{fb: s.WithContext(ctx), base: u}
 }
 
 // Response is one call's outcome: the decoded body and the usage Meta reported.
@@ -93,6 +99,10 @@ func (s *Session) follow(what, next string) (Response, error) {
 	if err != nil {
 		return Response{}, &Error{Class: Permanent, Op: what, Message: "malformed paging.next URL"}
 	}
+	// The token goes only to the API's own host, whatever an answer names.
+	if s.base == nil || u.Scheme != s.base.Scheme || u.Host != s.base.Host {
+		return Response{}, &Error{Class: Permanent, Op: what, Message: "paging.next leads to another host than the API's"}
+	}
 	q := u.Query()
 	if proof := s.fb.AppsecretProof(); proof != "" && q.Get("appsecret_proof") == "" {
 		q.Set("appsecret_proof", proof)
@@ -116,6 +126,11 @@ func (s *Session) finish(op string, res facebook.Result, err error) (Response, e
 	}
 	if err != nil {
 		return resp, classify(op, err, resp.Usage)
+	}
+	// An "error" huandu could not read (a string code, a string instead of
+	// an object) comes back as a success: it is not one.
+	if _, ok := res["error"]; ok {
+		return resp, &Error{Class: Transient, Op: op, Message: "unreadable Graph API error object", Usage: resp.Usage}
 	}
 	return resp, nil
 }
@@ -159,6 +174,11 @@ func (p *Pager) Next() ([]evidence.Action, error) {
 	p.Usage = resp.Usage
 	if err != nil {
 		return nil, err
+	}
+	if _, ok := resp.Result["data"]; !ok {
+		// Not a page (true, null, an object without data): never the last
+		// page, which would prove a comment absent.
+		return nil, &Error{Class: Transient, Op: p.op, Message: "unexpected response shape: no data", Usage: resp.Usage}
 	}
 	var page struct {
 		Data   []item `json:"data"`

@@ -47,13 +47,21 @@ func (u Usage) MaxPercent() int {
 	return m
 }
 
-// RegainAfter is the longest estimated_time_to_regain_access, or 0.
+// maxRegain bounds estimated_time_to_regain_access: Meta's longest window
+// is a day, and a larger (or overflowing) figure must not wrap around.
+const maxRegain = 24 * time.Hour
+
+// RegainAfter is the longest estimated_time_to_regain_access (at most a
+// day), or 0.
 func (u Usage) RegainAfter() time.Duration {
 	m := 0
 	for _, b := range u.BUC {
 		m = max(m, b.RegainMinutes)
 	}
-	return time.Duration(m) * time.Minute
+	if m <= 0 {
+		return 0
+	}
+	return min(time.Duration(min(m, int(maxRegain/time.Minute)))*time.Minute, maxRegain)
 }
 
 func usageFrom(info *facebook.UsageInfo) Usage {
