@@ -8,7 +8,7 @@ MAINS := worker starter metasim
 
 export GOFLAGS ?= -buildvcs=false
 
-.PHONY: all build dev test test-short evidence-hour bench lint fmt clean
+.PHONY: all build dev test fuzz chaos test-short evidence-hour bench lint fmt clean
 
 all: build
 
@@ -38,6 +38,24 @@ dev: build
 # 2 cores, and the limiter's budget-use test measures pacing in wall time.
 test: $(TEMPORAL)
 	TEMPORAL_CLI=$(abspath $(TEMPORAL)) $(GO) test -p 1 -count=1 -timeout 14m ./...
+	@$(MAKE) --no-print-directory fuzz
+
+## fuzz: each fuzz target for FUZZTIME (default 5s; `make test` runs this after
+## the tests, which already replay the committed seed corpora). A crash is
+## written to the package's testdata/fuzz/ and fails the run: commit it.
+# The cached corpus is cleared first: -fuzztime counts its replay too, and a
+# grown cache would leave no time for fuzzing. -fuzzminimizetime=0: minimizing
+# each new input would stall a short run.
+FUZZ_TARGETS := ./internal/claim:FuzzParseClaim ./internal/claim:FuzzReadLines \
+	./internal/webhook:FuzzWebhookParse ./internal/webhook:FuzzWebhookSignature \
+	./internal/webhook:FuzzWebhookHandshake ./internal/graph:FuzzGraphResponse
+FUZZTIME ?= 5s
+fuzz:
+	@mkdir -p $(BIN); rm -rf "$$($(GO) env GOCACHE)/fuzz/github.com/socialproof/verifier"
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}\$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=0 -parallel=1 "$${t%%:*}" > $(BIN)/fuzz.log 2>&1 || { cat $(BIN)/fuzz.log; exit 1; }; \
+	done
 
 ## evidence-hour: the grouped-evidence scenario over a whole platform hour
 ## (20,000 comment claims, with and without webhooks): what is decided, with
