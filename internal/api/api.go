@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
 )
 
@@ -147,12 +148,13 @@ type tenantKey struct{}
 // tenant in the request's context.
 func (s *Server) authed(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || key == "" {
+		raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || raw == "" {
 			writeError(w, http.StatusUnauthorized, "unauthorized", `an API key is required: "Authorization: Bearer <key>"`)
 			return
 		}
-		tenant, err := s.Store.APIKeyTenant(r.Context(), key)
+		key := secret.New(raw) // prints as [redacted] wherever it might be logged
+		tenant, err := s.Store.APIKeyTenant(r.Context(), key.Reveal())
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "unknown API key")
 			return
