@@ -359,6 +359,15 @@ func TestSideEndpoints(t *testing.T) {
 		t.Fatalf("fault via side endpoint: %+v", fe)
 	}
 	post("/_sim/faults", `{"error_rate":0}`)
+	var spikes struct {
+		Rate float64 `json:"spike_rate"`
+		MS   int64   `json:"spike_latency_ms"`
+	}
+	if st, b := post("/_sim/faults", `{"spike_rate":0.25,"spike_latency_ms":70000}`); st != 200 ||
+		json.Unmarshal(b, &spikes) != nil || spikes.Rate != 0.25 || spikes.MS != 70000 {
+		t.Fatalf("spikes via side endpoint: %d %s", st, b)
+	}
+	post("/_sim/faults", `{"spike_rate":0}`)
 	st, b = get("/_sim/requests")
 	var log []metasim.Request
 	if err := json.Unmarshal(b, &log); st != 200 || err != nil || len(log) != 4 {

@@ -21,7 +21,7 @@
 // the wall clock. Every timestamp the sim shows (comments, media, `since`,
 // token expiries, the request log) and every duration it applies (budget
 // windows, throttle blocks, Throttle's regain, usage-header regain minutes) is
-// simulated time. Only Faults.Latency is wall time.
+// simulated time. Only Faults.Latency and Faults.SpikeLatency are wall time.
 //
 // # World
 //

@@ -32,6 +32,10 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 	a := s.answer(r, q, now)
 	trace := randString(s.frng, alnum, 11)
 	faults := s.faults
+	wait := faults.Latency
+	if faults.SpikeRate > 0 && faults.SpikeLatency > 0 && s.frng.Float64() < faults.SpikeRate {
+		wait += faults.SpikeLatency
+	}
 	appUsage, bucUsage := s.usageHeaders(&a, now)
 	s.mu.Unlock()
 
@@ -40,8 +44,8 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 		entry.TokenID = a.tok.id
 	}
 
-	if faults.Latency > 0 {
-		t := time.NewTimer(faults.Latency)
+	if wait > 0 {
+		t := time.NewTimer(wait)
 		select {
 		case <-r.Context().Done():
 			t.Stop()

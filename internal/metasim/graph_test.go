@@ -352,6 +352,45 @@ func TestLatencyRespectsContext(t *testing.T) {
 	t.Fatal("canceled call not logged")
 }
 
+// Latency spikes: a share of calls waits SpikeLatency, the others answer
+// at once; a client that stops waiting (its timeout) ends the spike.
+func TestLatencySpikes(t *testing.T) {
+	e := newEnv(t, metasim.Config{PlatformBudget: metasim.Budget{Calls: 100_000, Window: time.Hour}})
+	e.sim.SetFaults(metasim.Faults{SpikeRate: 0.5, SpikeLatency: 5 * time.Second})
+	slow, fast := 0, 0
+	for range 40 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err := e.session(e.token("platform")).WithContext(ctx).Get("/me", nil)
+		cancel()
+		if err != nil {
+			slow++
+		} else {
+			fast++
+		}
+	}
+	if slow < 8 || fast < 8 {
+		t.Fatalf("spike rate 0.5: %d slow, %d fast of 40", slow, fast)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for canceled := 0; canceled < slow; {
+		canceled = 0
+		for _, r := range e.sim.Requests() {
+			if r.Outcome == metasim.OutcomeCanceled {
+				canceled++
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d spiked calls logged canceled, want %d", canceled, slow)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e.sim.SetFaults(metasim.Faults{})
+	start := time.Now()
+	if _, err := e.session(e.token("platform")).Get("/me", nil); err != nil || time.Since(start) > time.Second {
+		t.Fatalf("spikes off: %v after %v", err, time.Since(start))
+	}
+}
+
 func TestUsageHeaders(t *testing.T) {
 	e := newEnv(t, metasim.Config{
 		PlatformBudget: metasim.Budget{Calls: 10, Window: time.Hour},

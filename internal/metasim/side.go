@@ -48,8 +48,10 @@ func (s *Sim) sideMux() *http.ServeMux {
 	})
 	mux.HandleFunc("POST /_sim/faults", func(w http.ResponseWriter, r *http.Request) {
 		var in struct {
-			LatencyMS *float64 `json:"latency_ms"`
-			ErrorRate *float64 `json:"error_rate"`
+			LatencyMS      *float64 `json:"latency_ms"`
+			ErrorRate      *float64 `json:"error_rate"`
+			SpikeRate      *float64 `json:"spike_rate"`
+			SpikeLatencyMS *float64 `json:"spike_latency_ms"`
 		}
 		if err := decodeStrict(r, &in); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
@@ -63,9 +65,16 @@ func (s *Sim) sideMux() *http.ServeMux {
 		if in.ErrorRate != nil {
 			f.ErrorRate = *in.ErrorRate
 		}
+		if in.SpikeRate != nil {
+			f.SpikeRate = *in.SpikeRate
+		}
+		if in.SpikeLatencyMS != nil {
+			f.SpikeLatency = time.Duration(*in.SpikeLatencyMS * float64(time.Millisecond))
+		}
 		s.faults = f
 		s.mu.Unlock()
-		writeJSON(w, http.StatusOK, map[string]any{"latency_ms": f.Latency.Milliseconds(), "error_rate": f.ErrorRate})
+		writeJSON(w, http.StatusOK, map[string]any{"latency_ms": f.Latency.Milliseconds(), "error_rate": f.ErrorRate,
+			"spike_rate": f.SpikeRate, "spike_latency_ms": f.SpikeLatency.Milliseconds()})
 	})
 	mux.HandleFunc("POST /_sim/tokens/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")

@@ -79,6 +79,12 @@ func formatWindow(d time.Duration) string {
 type Faults struct {
 	Latency   time.Duration // wall time waited before answering; respects the request context
 	ErrorRate float64       // share of Graph calls answered 500/503 with a transient code 2 error
+	// SpikeRate is the share of Graph calls that wait SpikeLatency (wall
+	// time, on top of Latency) before answering: latency spikes, e.g.
+	// beyond a client's timeout. Like Latency, a spike ends early when the
+	// client goes away (logged as OutcomeCanceled).
+	SpikeRate    float64
+	SpikeLatency time.Duration
 }
 
 // TokenState is what SetTokenState puts a token into.

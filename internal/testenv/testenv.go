@@ -283,19 +283,29 @@ func NewSchema(ctx context.Context, base string) (dsn string, drop func() error,
 // folder, and returns the tenants file and that folder.
 func SeedWorld(t testing.TB, sim *metasim.Sim, st store.Store) (config.Tenants, string) {
 	t.Helper()
-	dir := t.TempDir()
-	path, secrets := filepath.Join(dir, "tenants.json"), filepath.Join(dir, "secrets")
-	if err := sim.WriteEngineConfig(path, secrets); err != nil {
-		t.Fatal(err)
-	}
-	f, err := config.LoadTenants(path)
+	f, secrets, err := SeedWorldIn(context.Background(), sim, st, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Apply(context.Background(), st); err != nil {
-		t.Fatal(err)
-	}
 	return f, secrets
+}
+
+// SeedWorldIn is SeedWorld for callers without a test (the chaos harness):
+// the tenants file (tenants.json) and the token secrets (secrets/) go under
+// dir, which it returns with the tenants.
+func SeedWorldIn(ctx context.Context, sim *metasim.Sim, st store.Store, dir string) (config.Tenants, string, error) {
+	path, secrets := filepath.Join(dir, "tenants.json"), filepath.Join(dir, "secrets")
+	if err := sim.WriteEngineConfig(path, secrets); err != nil {
+		return config.Tenants{}, "", err
+	}
+	f, err := config.LoadTenants(path)
+	if err != nil {
+		return config.Tenants{}, "", err
+	}
+	if err := f.Apply(ctx, st); err != nil {
+		return config.Tenants{}, "", fmt.Errorf("load tenants into the store: %w", err)
+	}
+	return f, secrets, nil
 }
 
 // Eventually polls cond every interval until it returns true or timeout passes.
