@@ -76,6 +76,15 @@ evidence-hour: $(TEMPORAL)
 bench: $(TEMPORAL)
 	$(GO) run ./cmd/bench -temporal-cli $(abspath $(TEMPORAL)) $(BENCH_FLAGS)
 
+## chaos: the chaos suite on the real dev server, PostgreSQL, metasim and the
+## worker binary (20,000 claims per scenario, about 18 minutes): prints a table
+## per scenario and writes out/chaos/report.json. PostgreSQL from
+## TEST_DATABASE_URL (default: this machine's); CHAOS_FLAGS passes flags
+## (go run ./cmd/chaos -h). `make test` runs a short version (TestShortChaos).
+chaos: $(TEMPORAL)
+	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}" \
+		$(GO) run ./cmd/chaos -temporal-cli $(abspath $(TEMPORAL)) $(CHAOS_FLAGS)
+
 ## lint: go vet, gofmt and workflowcheck (workflow determinism)
 lint:
 	$(GO) vet ./...
