@@ -34,6 +34,11 @@ func TestReplay(t *testing.T) {
 		"dispatcher_before_governor.json", "tenantbatch_before_governor.json", "tenantbatch_unpaced.json",
 		"tenantbatch_before_lease_while_queued.json", "tenantbatch_before_one_reader.json",
 		"governor_before_backlog_rule.json", "tenantbatch_honor_before_stored_first.json",
+		// chaos_<type>.json: per workflow type, the history that saw the most
+		// faults in a chaos run (go run ./cmd/chaos -scenarios sigkill
+		// -claims 3000 -record-histories workflows/testdata).
+		"chaos_dispatcher.json", "chaos_tenantbatch.json", "chaos_limiter.json", "chaos_governor.json",
+		"chaos_audit.json", "chaos_evidencepurge.json",
 	} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()

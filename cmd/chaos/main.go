@@ -50,6 +50,7 @@ func run() (bool, error) {
 	fs.Float64Var(&d.Speed, "speed", d.Speed, "simulated seconds per wall second (60: the Schedule fires every second)")
 	fs.DurationVar(&d.DrainTimeout, "drain-timeout", d.DrainTimeout, "how long to wait, after the last arrival and fault, for every claim to be decided")
 	fs.IntVar(&d.ExportParallel, "export-parallel", d.ExportParallel, "`temporal workflow show` processes at once")
+	fs.StringVar(&d.RecordHistories, "record-histories", "", "folder to save, per workflow type, the history that saw the most faults (chaos_<type>.json; workflows/testdata for the replay tests)")
 	_ = fs.Parse(os.Args[1:])
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -46,7 +46,11 @@ type Options struct {
 	DrainTimeout time.Duration
 	// ExportParallel is how many `temporal workflow show` run at once.
 	ExportParallel int
-	Log            func(format string, args ...any)
+	// RecordHistories, when set, is a folder where the secrets scan saves,
+	// per workflow type, the exported history that saw the most faults
+	// (chaos_<type>.json), for the replay tests.
+	RecordHistories string
+	Log             func(format string, args ...any)
 }
 
 // DefaultOptions are the suite's settings on this repository's 2-core

@@ -29,7 +29,7 @@ func scanSecrets(ctx context.Context, sys *system, o Options, res *Result) error
 	sc := newScanner(sys.secrets)
 	res.SecretsChecked = len(sc.secrets)
 
-	type exec struct{ id, run string }
+	type exec struct{ id, run, typ string }
 	var runs []exec
 	var token []byte
 	for {
@@ -40,7 +40,7 @@ func scanSecrets(ctx context.Context, sys *system, o Options, res *Result) error
 			return fmt.Errorf("list workflows: %w", err)
 		}
 		for _, e := range resp.GetExecutions() {
-			runs = append(runs, exec{e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId()})
+			runs = append(runs, exec{e.GetExecution().GetWorkflowId(), e.GetExecution().GetRunId(), e.GetType().GetName()})
 		}
 		if token = resp.GetNextPageToken(); len(token) == 0 {
 			break
@@ -65,6 +65,7 @@ func scanSecrets(ctx context.Context, sys *system, o Options, res *Result) error
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
+	kept := newHistoryPicker(o.RecordHistories)
 	for range par {
 		wg.Go(func() {
 			for r := range jobs {
@@ -80,6 +81,7 @@ func scanSecrets(ctx context.Context, sys *system, o Options, res *Result) error
 				mu.Unlock()
 				if err == nil {
 					sc.scanJSON("history of "+r.id+" run "+r.run, out)
+					kept.offer(r.typ, out)
 				}
 			}
 		})
@@ -94,6 +96,9 @@ func scanSecrets(ctx context.Context, sys *system, o Options, res *Result) error
 	wg.Wait()
 	if firstErr != nil {
 		return firstErr
+	}
+	if err := kept.write(); err != nil {
+		return err
 	}
 	for _, id := range []string{"verification-dispatcher", "evidence-purge"} {
 		out, err := cli("schedule", "describe", "--schedule-id", id)
@@ -222,4 +227,58 @@ func (s *scanner) found() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// historyPicker keeps, per workflow type, the history that saw the most
+// faults (timed-out and failed tasks), for the replay tests: histories made
+// under faults are the ones most likely to hold a command sequence replay
+// has not met. Histories over maxKeptHistory are passed over (testdata).
+type historyPicker struct {
+	dir  string
+	mu   sync.Mutex
+	best map[string]pickedHistory
+}
+
+type pickedHistory struct {
+	faults int
+	data   []byte
+}
+
+const maxKeptHistory = 1 << 20
+
+func newHistoryPicker(dir string) *historyPicker {
+	return &historyPicker{dir: dir, best: map[string]pickedHistory{}}
+}
+
+var faultEvents = []string{"TIMED_OUT", "TASK_FAILED", "ACTIVITY_TASK_CANCELED"}
+
+func (p *historyPicker) offer(workflowType string, data []byte) {
+	if p.dir == "" || workflowType == "" || len(data) > maxKeptHistory {
+		return
+	}
+	faults := 0
+	for _, ev := range faultEvents {
+		faults += bytes.Count(data, []byte(ev))
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if cur, ok := p.best[workflowType]; !ok || faults > cur.faults || (faults == cur.faults && len(data) > len(cur.data)) {
+		p.best[workflowType] = pickedHistory{faults: faults, data: data}
+	}
+}
+
+// write saves each kept history as chaos_<type>.json in the picker's folder.
+func (p *historyPicker) write() error {
+	if p.dir == "" {
+		return nil
+	}
+	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+		return err
+	}
+	for typ, h := range p.best {
+		if err := os.WriteFile(filepath.Join(p.dir, "chaos_"+strings.ToLower(typ)+".json"), h.data, 0o644); err != nil {
+			return fmt.Errorf("record history: %w", err)
+		}
+	}
+	return nil
 }
