@@ -12,15 +12,7 @@ import (
 // MigrateDownTo rolls the store in db back to migration version, for tests of
 // the Down migrations. backend is "sqlite" or "postgres".
 func MigrateDownTo(ctx context.Context, db *sql.DB, backend string, version int64) error {
-	dialect := map[string]goose.Dialect{"sqlite": goose.DialectSQLite3, "postgres": goose.DialectPostgres}[backend]
-	if dialect == "" {
-		return fmt.Errorf("unknown backend %q", backend)
-	}
-	fsys, err := fs.Sub(migrationFiles, "migrations/"+backend)
-	if err != nil {
-		return err
-	}
-	provider, err := goose.NewProvider(dialect, db, fsys)
+	provider, err := migrationProvider(db, backend)
 	if err != nil {
 		return err
 	}
@@ -32,18 +24,22 @@ func MigrateDownTo(ctx context.Context, db *sql.DB, backend string, version int6
 // tests that compare a schema built by the Up migrations with one that went
 // down and up again.
 func MigrateUpTo(ctx context.Context, db *sql.DB, backend string, version int64) error {
-	dialect := map[string]goose.Dialect{"sqlite": goose.DialectSQLite3, "postgres": goose.DialectPostgres}[backend]
-	if dialect == "" {
-		return fmt.Errorf("unknown backend %q", backend)
-	}
-	fsys, err := fs.Sub(migrationFiles, "migrations/"+backend)
-	if err != nil {
-		return err
-	}
-	provider, err := goose.NewProvider(dialect, db, fsys)
+	provider, err := migrationProvider(db, backend)
 	if err != nil {
 		return err
 	}
 	_, err = provider.UpTo(ctx, version)
 	return err
+}
+
+func migrationProvider(db *sql.DB, backend string) (*goose.Provider, error) {
+	dialect := map[string]goose.Dialect{"sqlite": goose.DialectSQLite3, "postgres": goose.DialectPostgres}[backend]
+	if dialect == "" {
+		return nil, fmt.Errorf("unknown backend %q", backend)
+	}
+	fsys, err := fs.Sub(migrationFiles, "migrations/"+backend)
+	if err != nil {
+		return nil, err
+	}
+	return goose.NewProvider(dialect, db, fsys)
 }

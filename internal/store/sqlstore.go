@@ -873,23 +873,8 @@ func (s *sqlStore) Quarantine(ctx context.Context, owner string, items []Quarant
 }
 
 func (s *sqlStore) Quarantined(ctx context.Context, f ExportFilter) ([]Claim, error) {
-	// The condition of the partial index claims_quarantined, word for word.
-	query := `SELECT ` + claimColumns + ` FROM claims WHERE status = 'quarantined' AND id > ?`
-	args := []any{f.AfterID}
-	if f.Tenant != "" {
-		query += ` AND tenant_id = ?`
-		args = append(args, f.Tenant)
-	}
-	query += ` ORDER BY id`
-	if f.Limit > 0 {
-		query += ` LIMIT ?`
-		args = append(args, f.Limit)
-	}
-	claims, err := s.queryClaims(ctx, s.db, query, args...)
-	if err != nil {
-		return nil, fmt.Errorf("quarantined: %w", err)
-	}
-	return claims, nil
+	// status = 'quarantined' is the condition of the partial index claims_quarantined.
+	return s.claimsByStatus(ctx, StatusQuarantined, f)
 }
 
 func (s *sqlStore) Release(ctx context.Context, ids []int64) (int, error) {
@@ -1052,7 +1037,14 @@ func (s *sqlStore) Stats(ctx context.Context) ([]Stats, error) {
 }
 
 func (s *sqlStore) Decided(ctx context.Context, f ExportFilter) ([]Claim, error) {
-	query := `SELECT ` + claimColumns + ` FROM claims WHERE status = 'decided' AND id > ?`
+	return s.claimsByStatus(ctx, StatusDecided, f)
+}
+
+// claimsByStatus lists the claims in a status, in id order, as f selects.
+// The status is one of the Status constants, written into the query as a
+// literal so both databases can match it to their partial indexes.
+func (s *sqlStore) claimsByStatus(ctx context.Context, status string, f ExportFilter) ([]Claim, error) {
+	query := `SELECT ` + claimColumns + ` FROM claims WHERE status = '` + status + `' AND id > ?`
 	args := []any{f.AfterID}
 	if f.Tenant != "" {
 		query += ` AND tenant_id = ?`
@@ -1065,7 +1057,7 @@ func (s *sqlStore) Decided(ctx context.Context, f ExportFilter) ([]Claim, error)
 	}
 	claims, err := s.queryClaims(ctx, s.db, query, args...)
 	if err != nil {
-		return nil, fmt.Errorf("decided: %w", err)
+		return nil, fmt.Errorf("%s claims: %w", status, err)
 	}
 	return claims, nil
 }
