@@ -26,14 +26,11 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/api"
 	"github.com/socialproof/verifier/internal/codec"
 	"github.com/socialproof/verifier/internal/config"
-	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/logging"
 	"github.com/socialproof/verifier/internal/metasim"
-	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/workflows"
@@ -99,18 +96,8 @@ func TestBrowserShowsBatchesByTenantDecodedThroughTheCodec(t *testing.T) {
 	t.Cleanup(sealed.Close)
 	cfg := config.Default()
 	cfg.Speed = hybridSpeed
-	startWorker(t, sealed, &activities.Activities{
-		Store:           st,
-		Graph:           graph.New(graph.Config{BaseURL: graphSrv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
-		PlatformTokenID: tenants.PlatformToken,
-		Speed:           hybridSpeed,
-		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
-	})
-	if _, err := workflows.EnsureSchedule(ctx, sealed, workflows.NewScheduleConfig(cfg)); err != nil {
-		t.Fatal(err)
-	}
+	startEngine(t, sealed, cfg, st, sim, graphSrv.URL, appSecret, tenants.PlatformToken, nil)
 	schedule := sealed.ScheduleClient().GetHandle(ctx, workflows.ScheduleID)
-	t.Cleanup(func() { _ = schedule.Delete(ctx) })
 
 	w := &hybridWorld{sim: sim, c: sealed, addr: addr, st: st, cfg: cfg, tenants: tenants}
 	standard := w.tenantsBy(store.TierStandard)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -49,7 +50,6 @@ const hybridSpeed = 60
 // unless sc says otherwise.
 func startHybridWorld(t *testing.T, sc metasim.Config, tune func(*config.Config)) *hybridWorld {
 	t.Helper()
-	ctx := context.Background()
 	const appSecret = "hybrid-test-secret"
 	sc.Speed, sc.AppSecret = hybridSpeed, appSecret
 	if sc.Seed == 0 {
@@ -74,18 +74,30 @@ func startHybridWorld(t *testing.T, sc metasim.Config, tune func(*config.Config)
 		tune(&cfg)
 	}
 	c, addr := testenv.DevServerAt(t)
+	startEngine(t, c, cfg, st, sim, srv.URL, appSecret, tenants.PlatformToken, nil)
+	return &hybridWorld{sim: sim, c: c, addr: addr, st: st, cfg: cfg, tenants: tenants}
+}
+
+// startEngine runs the engine on c as the worker main and `starter setup`
+// do: a worker reading metasim's Graph API at graphURL (through transport
+// when not nil) at cfg's speed, and the Dispatcher's Schedule, deleted when
+// the test ends.
+func startEngine(t *testing.T, c client.Client, cfg config.Config, st store.Store, sim *metasim.Sim,
+	graphURL, appSecret, platformToken string, transport http.RoundTripper) {
+	t.Helper()
+	ctx := context.Background()
 	startWorker(t, c, &activities.Activities{
-		Store:           st,
-		Graph:           graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
-		PlatformTokenID: tenants.PlatformToken,
-		Speed:           hybridSpeed,
+		Store: st,
+		Graph: graph.New(graph.Config{BaseURL: graphURL + "/", Version: "v21.0", AppID: sim.World().AppID,
+			AppSecret: secret.New(appSecret), Transport: transport}),
+		PlatformTokenID: platformToken,
+		Speed:           cfg.Speed,
 		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
 	})
 	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
-	return &hybridWorld{sim: sim, c: c, addr: addr, st: st, cfg: cfg, tenants: tenants}
 }
 
 // tenantsBy lists tenant ids of a tier, in id order.

@@ -19,9 +19,7 @@ import (
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/config"
-	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
-	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/workflows"
@@ -88,18 +86,7 @@ func TestPoisonClaimIsQuarantinedAndItsBatchFinishes(t *testing.T) {
 	cfg := config.Default()
 	cfg.Speed = hybridSpeed
 	c, _ := testenv.DevServerAt(t)
-	startWorker(t, c, &activities.Activities{
-		Store: st,
-		Graph: graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret),
-			Transport: rt}),
-		PlatformTokenID: tenants.PlatformToken,
-		Speed:           hybridSpeed,
-		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
-	})
-	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
+	startEngine(t, c, cfg, st, sim, srv.URL, appSecret, tenants.PlatformToken, rt)
 	total := submitAll(t, st, claims).accepted
 
 	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "every claim decided but the poison one, quarantined", func() (bool, string) {
