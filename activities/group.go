@@ -356,7 +356,9 @@ func (a *Activities) knownEvidence(ctx context.Context, groups []*targetGroup) (
 	for _, g := range groups {
 		targets = append(targets, g.target)
 	}
-	actions, err := a.Store.Evidence(ctx, targets)
+	// One call, one snapshot: coverage read apart from the actions could
+	// vouch for an action this batch never saw, and reject its claim.
+	actions, covs, err := a.Store.Evidence(ctx, targets)
 	if err != nil {
 		return nil, fmt.Errorf("stored evidence: %w", err)
 	}
@@ -364,10 +366,6 @@ func (a *Activities) knownEvidence(ctx context.Context, groups []*targetGroup) (
 		k := held[sa.Target+"/"+sa.Edge]
 		k.actions = append(k.actions, sa)
 		held[sa.Target+"/"+sa.Edge] = k
-	}
-	covs, err := a.Store.Coverages(ctx, targets)
-	if err != nil {
-		return nil, fmt.Errorf("stored coverage: %w", err)
 	}
 	for _, c := range covs {
 		k := held[c.Target+"/"+c.Edge]
@@ -377,7 +375,10 @@ func (a *Activities) knownEvidence(ctx context.Context, groups []*targetGroup) (
 	return held, nil
 }
 
-// keepEvidence stores what the reads saw, for later claims on the same targets.
+// keepEvidence stores what the reads saw, for later claims on the same
+// targets: the actions first, then the coverage vouching for them, so no
+// snapshot of the store (see store.Evidence) holds a coverage without its
+// actions.
 func (a *Activities) keepEvidence(ctx context.Context, reads []store.EvidenceAction, coverages []store.Coverage) error {
 	if len(reads) > 0 {
 		if _, err := a.Store.SaveEvidence(ctx, reads); err != nil {

@@ -273,7 +273,7 @@ func checkEvidencePurge(t *testing.T, c client.Client, st store.Store, cfg confi
 	for _, cl := range decided {
 		targets = append(targets, cl.Target)
 	}
-	stored, err := st.Evidence(ctx, targets)
+	stored, _, err := st.Evidence(ctx, targets)
 	if err != nil || len(stored) == 0 {
 		t.Fatalf("no evidence stored by the pipeline's reads (%v)", err)
 	}
@@ -286,7 +286,7 @@ func checkEvidencePurge(t *testing.T, c client.Client, st store.Store, cfg confi
 	if err := run.Get(ctx, &purged); err != nil {
 		t.Fatal(err)
 	}
-	left, err := st.Evidence(ctx, targets)
+	left, _, err := st.Evidence(ctx, targets)
 	if err != nil || len(left) != 0 || purged != len(stored) {
 		t.Fatalf("purge deleted %d of %d actions; %d left (%v)", purged, len(stored), len(left), err)
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"fmt"
 	"strconv"
 	"strings"
@@ -25,6 +26,9 @@ type dialect struct {
 	// queue instead of losing an update; SQLite's write transaction already
 	// excludes other writers.
 	rowLock string
+	// snapshot is the isolation level at which every statement of a
+	// transaction reads the same snapshot.
+	snapshot sql.IsolationLevel
 }
 
 var (
@@ -33,10 +37,13 @@ var (
 		numberedPlaceholders: true,
 		claimLock:            " FOR UPDATE SKIP LOCKED",
 		rowLock:              " FOR UPDATE",
+		snapshot:             sql.LevelRepeatableRead,
 	}
 	sqliteDialect = dialect{
 		name:       "sqlite",
 		microsTime: true,
+		// snapshot stays the default: in WAL mode a deferred read
+		// transaction reads one snapshot (modernc ignores the level).
 	}
 )
 

@@ -43,3 +43,7 @@ func migrationProvider(db *sql.DB, backend string) (*goose.Provider, error) {
 	}
 	return goose.NewProvider(dialect, db, fsys)
 }
+
+// OnEvidenceRead makes s, a store from Open, run fn inside Evidence between
+// its read of the actions and its read of the coverage (nil: nothing).
+func OnEvidenceRead(s Store, fn func()) { s.(*sqlStore).afterActionsRead = fn }

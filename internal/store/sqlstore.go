@@ -32,6 +32,9 @@ const (
 type sqlStore struct {
 	db *sql.DB
 	d  dialect
+	// afterActionsRead, when set (tests only), runs inside Evidence between
+	// its two reads: the moment a concurrent writer could slip in.
+	afterActionsRead func()
 }
 
 var _ Store = (*sqlStore)(nil)
@@ -105,6 +108,19 @@ func (s *sqlStore) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// inSnapshot runs fn in a read-only transaction whose reads all see one
+// snapshot of the database: REPEATABLE READ on PostgreSQL (READ COMMITTED,
+// its default, takes a snapshot per statement); on SQLite in WAL mode a
+// deferred read transaction already reads one snapshot.
+func (s *sqlStore) inSnapshot(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: s.d.snapshot, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback() // read-only: nothing to commit
+	return fn(tx)
 }
 
 // chunks splits ids into slices of at most size.
@@ -1432,13 +1448,42 @@ func stringArgs(values []string) []any {
 	return args
 }
 
-func (s *sqlStore) Evidence(ctx context.Context, targets []string) ([]EvidenceAction, error) {
+// Evidence reads the actions and the coverage in one snapshot. Read one
+// after the other, a coverage could vouch for an action stored between the
+// two reads: a concurrent batch that read the claimant's action stores it,
+// then its coverage, and this batch would see the coverage without the
+// action and reject a genuine claim (seen in the chaos suite, PostgreSQL
+// scenario). In one snapshot every coverage comes with its actions:
+// activities store a read's actions before its coverage, and PurgeEvidence
+// deletes coverage with the actions under it, in one transaction.
+func (s *sqlStore) Evidence(ctx context.Context, targets []string) (actions []EvidenceAction, coverages []Coverage, err error) {
+	targets = uniqueStrings(targets)
+	err = s.inSnapshot(ctx, func(tx *sql.Tx) error {
+		var err error
+		if actions, err = s.evidenceActions(ctx, tx, targets); err != nil {
+			return err
+		}
+		if s.afterActionsRead != nil {
+			s.afterActionsRead()
+		}
+		coverages, err = s.coverages(ctx, tx, targets)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("evidence: %w", err)
+	}
+	return actions, coverages, nil
+}
+
+// evidenceActions reads the actions stored on targets (unique), sorted as
+// Evidence promises.
+func (s *sqlStore) evidenceActions(ctx context.Context, tx *sql.Tx, targets []string) ([]EvidenceAction, error) {
 	var actions []EvidenceAction
-	for _, chunk := range chunks(uniqueStrings(targets), idChunk) {
-		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT `+evidenceColumns+` FROM evidence
+	for _, chunk := range chunks(targets, idChunk) {
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT `+evidenceColumns+` FROM evidence
 			WHERE target IN `+inList(len(chunk))), stringArgs(chunk)...)
 		if err != nil {
-			return nil, fmt.Errorf("evidence: %w", err)
+			return nil, fmt.Errorf("actions: %w", err)
 		}
 		for rows.Next() {
 			// Unlike a poison claim, an unreadable action fails the read:
@@ -1446,15 +1491,15 @@ func (s *sqlStore) Evidence(ctx context.Context, targets []string) ([]EvidenceAc
 			a, err := scanEvidence(rows)
 			if err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("evidence: %w", err)
+				return nil, fmt.Errorf("actions: %w", err)
 			}
 			actions = append(actions, a)
 		}
 		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("evidence: %w", err)
+			return nil, fmt.Errorf("actions: %w", err)
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("evidence: %w", err)
+			return nil, fmt.Errorf("actions: %w", err)
 		}
 	}
 	// Sorted here rather than by ORDER BY: byte order whatever PostgreSQL's
@@ -1473,6 +1518,39 @@ func (s *sqlStore) Evidence(ctx context.Context, targets []string) ([]EvidenceAc
 		return strings.Compare(a.ActionID, b.ActionID)
 	})
 	return actions, nil
+}
+
+// coverages reads the coverage stored on targets (unique), by target then edge.
+func (s *sqlStore) coverages(ctx context.Context, tx *sql.Tx, targets []string) ([]Coverage, error) {
+	var coverages []Coverage
+	for _, chunk := range chunks(targets, idChunk) {
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`SELECT target, edge, from_at, to_at, read_at FROM evidence_coverage
+			WHERE target IN `+inList(len(chunk))), stringArgs(chunk)...)
+		if err != nil {
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+		for rows.Next() {
+			var c Coverage
+			if err := rows.Scan(&c.Target, &c.Edge, timeColumn{&c.From}, timeColumn{&c.To}, timeColumn{&c.ReadAt}); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("coverage: %w", err)
+			}
+			coverages = append(coverages, c)
+		}
+		if err := rows.Close(); err != nil {
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("coverage: %w", err)
+		}
+	}
+	slices.SortFunc(coverages, func(a, b Coverage) int {
+		if c := strings.Compare(a.Target, b.Target); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Edge, b.Edge)
+	})
+	return coverages, nil
 }
 
 // mergeCoverage is what AddCoverage stores when old is stored and c is added.
@@ -1564,38 +1642,6 @@ func (s *sqlStore) AddCoverage(ctx context.Context, c Coverage) (Coverage, error
 		return Coverage{}, fmt.Errorf("add coverage %s/%s: %w", c.Target, c.Edge, err)
 	}
 	return stored, nil
-}
-
-func (s *sqlStore) Coverages(ctx context.Context, targets []string) ([]Coverage, error) {
-	var coverages []Coverage
-	for _, chunk := range chunks(uniqueStrings(targets), idChunk) {
-		rows, err := s.db.QueryContext(ctx, s.d.rebind(`SELECT target, edge, from_at, to_at, read_at FROM evidence_coverage
-			WHERE target IN `+inList(len(chunk))), stringArgs(chunk)...)
-		if err != nil {
-			return nil, fmt.Errorf("coverages: %w", err)
-		}
-		for rows.Next() {
-			var c Coverage
-			if err := rows.Scan(&c.Target, &c.Edge, timeColumn{&c.From}, timeColumn{&c.To}, timeColumn{&c.ReadAt}); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("coverages: %w", err)
-			}
-			coverages = append(coverages, c)
-		}
-		if err := rows.Close(); err != nil {
-			return nil, fmt.Errorf("coverages: %w", err)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("coverages: %w", err)
-		}
-	}
-	slices.SortFunc(coverages, func(a, b Coverage) int {
-		if c := strings.Compare(a.Target, b.Target); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Edge, b.Edge)
-	})
-	return coverages, nil
 }
 
 func (s *sqlStore) PurgeEvidence(ctx context.Context, seenBefore time.Time) (int, error) {

@@ -406,9 +406,13 @@ type Store interface {
 	// could never delete it).
 	SaveEvidence(ctx context.Context, actions []EvidenceAction) (int, error)
 
-	// Evidence returns the stored actions on these targets (every edge), ordered
-	// by target, edge, then time descending (newest first; zero times last), then action id.
-	Evidence(ctx context.Context, targets []string) ([]EvidenceAction, error)
+	// Evidence returns what is stored on these targets (every edge): the
+	// actions, ordered by target, edge, then time descending (newest first;
+	// zero times last), then action id; and the coverage, ordered by target
+	// then edge. Both are read in one snapshot, so a coverage never vouches
+	// for an action missing from the actions, provided a read's actions are
+	// saved before its coverage is added.
+	Evidence(ctx context.Context, targets []string) ([]EvidenceAction, []Coverage, error)
 
 	// AddCoverage records a read. When the stored coverage of (Target, Edge)
 	// overlaps or touches the new one (new.From <= old.To and old.From <= new.To,
@@ -417,9 +421,6 @@ type Store interface {
 	// the coverage stored now. An empty Target or Edge, a zero To or ReadAt, or
 	// a From after To is an error.
 	AddCoverage(ctx context.Context, c Coverage) (Coverage, error)
-
-	// Coverages returns the stored coverage of these targets (every edge), ordered by target then edge.
-	Coverages(ctx context.Context, targets []string) ([]Coverage, error)
 
 	// PurgeEvidence deletes actions last seen before the cutoff (personal
 	// data is kept no longer than needed), coverage read before it, the

@@ -1336,7 +1336,7 @@ func evidenceStrings(actions []store.EvidenceAction) []string {
 
 func evidenceOf(t *testing.T, s store.Store, targets ...string) []store.EvidenceAction {
 	t.Helper()
-	got, err := s.Evidence(context.Background(), targets)
+	got, _, err := s.Evidence(context.Background(), targets)
 	if err != nil {
 		t.Fatalf("Evidence: %v", err)
 	}
@@ -1653,9 +1653,9 @@ func TestConcurrentSaveEvidence(t *testing.T) {
 
 func coveragesOf(t *testing.T, s store.Store, targets ...string) []store.Coverage {
 	t.Helper()
-	got, err := s.Coverages(context.Background(), targets)
+	_, got, err := s.Evidence(context.Background(), targets)
 	if err != nil {
-		t.Fatalf("Coverages: %v", err)
+		t.Fatalf("Evidence: %v", err)
 	}
 	return got
 }
@@ -1823,6 +1823,64 @@ func TestCoverages(t *testing.T) {
 		}
 		if got := coveragesOf(t, s); len(got) != 0 {
 			t.Errorf("Coverages() = %v, want none", coverageStrings(got))
+		}
+	})
+}
+
+// Evidence reads the actions and the coverage at one moment. Another batch
+// storing a read of the claimant's tag (the action, then its coverage)
+// between Evidence's two reads must not show up in the second alone: a
+// coverage without the action it vouches for rejects the genuine claim the
+// action proves (the chaos suite's PostgreSQL scenario did, twice).
+func TestEvidenceReadsOneSnapshot(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		reader := openStore(t, dsn)
+		writer := openStore(t, dsn) // another worker's connection
+		ctx := context.Background()
+		h := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Hour) }
+		tag := func(id string, at time.Time) store.EvidenceAction {
+			return store.EvidenceAction{Target: "17841400000000001", Edge: "tags", ActionID: id, Username: "user_" + id,
+				Time: at, Source: store.SourceGraph, SeenAt: rd(1)}
+		}
+		earlier := tag("m-1", h(1))
+		saveEvidence(t, writer, earlier)
+		before := store.Coverage{Target: earlier.Target, Edge: "tags", From: h(1), To: h(1), ReadAt: rd(1)}
+		if _, err := writer.AddCoverage(ctx, before); err != nil {
+			t.Fatal(err)
+		}
+
+		claimants := tag("m-2", h(2))
+		wrote := false
+		store.OnEvidenceRead(reader, func() {
+			saveEvidence(t, writer, claimants)
+			if _, err := writer.AddCoverage(ctx, store.Coverage{Target: claimants.Target, Edge: "tags", From: h(1), To: h(2), ReadAt: rd(2)}); err != nil {
+				t.Error(err)
+			}
+			wrote = true
+		})
+		actions, coverages, err := reader.Evidence(ctx, []string{claimants.Target})
+		store.OnEvidenceRead(reader, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !wrote {
+			t.Fatal("the concurrent write never ran: Evidence did not call the hook")
+		}
+		if got, want := evidenceStrings(actions), evidenceStrings([]store.EvidenceAction{earlier}); !slices.Equal(got, want) {
+			t.Errorf("actions read = %v, want %v (the moment before the concurrent write)", got, want)
+		}
+		if got, want := coverageStrings(coverages), coverageStrings([]store.Coverage{before}); !slices.Equal(got, want) {
+			t.Errorf("coverage read = %v, want %v: a coverage read after the actions vouches for %s, which is not among them",
+				got, want, claimants.ActionID)
+		}
+		// Read again, both show the concurrent write.
+		actions, coverages, err = reader.Evidence(ctx, []string{claimants.Target})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(actions) != 2 || len(coverages) != 1 || !coverages[0].To.Equal(h(2)) {
+			t.Errorf("after the write: actions %v, coverage %v; want both actions and the coverage to %s",
+				evidenceStrings(actions), coverageStrings(coverages), fmtTime(h(2)))
 		}
 	})
 }
