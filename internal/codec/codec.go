@@ -84,10 +84,22 @@ func New(keys ...Key) (*Codec, error) {
 	return c, nil
 }
 
-// Parse reads keys as configuration holds them: one per line,
-// "<id>:<base64 of 32 bytes>", the first line the active key; blank lines
-// and lines starting with # are skipped. Errors never quote a key.
+// Parse reads keys as configuration holds them (see ParseKeys) and makes a
+// codec of them.
 func Parse(text string) (*Codec, error) {
+	keys, err := ParseKeys(text)
+	if err != nil {
+		return nil, err
+	}
+	return New(keys...)
+}
+
+// ParseKeys reads key lines: one per line, "<id>:<base64 of 32 bytes>", the
+// first line the active key; blank lines and lines starting with # are
+// skipped. It checks the encoding only; New checks ids and sizes. Errors
+// never quote a key. Other packages sealing with the same key lines (the
+// token vault) parse them here.
+func ParseKeys(text string) ([]Key, error) {
 	var keys []Key
 	for n, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
@@ -104,7 +116,7 @@ func Parse(text string) (*Codec, error) {
 		}
 		keys = append(keys, Key{ID: strings.TrimSpace(id), Secret: secret})
 	}
-	return New(keys...)
+	return keys, nil
 }
 
 // ActiveKey is the id of the key that seals.

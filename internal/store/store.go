@@ -63,14 +63,79 @@ func (t Tenant) account(typ AccountType) string {
 	return ""
 }
 
-// Token is a Meta access token known by reference. The store never holds the
-// token's value: SecretRef names where it lives ("env:NAME" or "file:PATH").
+// Token is a Meta access token. The store never holds a token's value in
+// clear: a token from the tenants file is known by reference (SecretRef
+// names where it lives, "env:NAME" or "file:PATH"); a token a tenant
+// connected through the API is held sealed by internal/vault (Sealed), which
+// only a process holding the master keys can open.
 type Token struct {
 	ID           string   `json:"id"`
 	Accounts     []string `json:"accounts"` // account ids this token can read
 	BudgetCalls  int      `json:"budget_calls"`
 	BudgetWindow string   `json:"budget_window"` // "1h" (app/user tokens) or "24h" (BUC: Page and IG account tokens)
-	SecretRef    string   `json:"secret_ref"`
+	SecretRef    string   `json:"secret_ref"`    // "" for connected tokens and the app token's row
+
+	// Tenant is the tenant that connected the token; "" for tokens from the
+	// tenants file.
+	Tenant      string        `json:"tenant,omitempty"`
+	Sealed      *SealedSecret `json:"-"` // nil for reference tokens
+	ConnectedAt time.Time     `json:"connected_at,omitzero"`
+	Health      TokenHealth   `json:"health"`
+}
+
+// AppTokenID is the app access token's row: it has no secret of its own (the
+// worker builds "<app id>|<app secret>"), only a budget for its limiter.
+const AppTokenID = "app"
+
+// TokenState is what the last check of a token found.
+type TokenState string
+
+const (
+	TokenUnknown       TokenState = "unknown" // never checked
+	TokenHealthy       TokenState = "healthy"
+	TokenExpiring      TokenState = "expiring" // valid, but expires soon
+	TokenMissingScopes TokenState = "missing_scopes"
+	TokenInvalid       TokenState = "invalid" // Meta refuses it (expired, password changed, ...)
+	// TokenRevoked: the user took the app's access away (deauthorization
+	// callback, or Meta said so). It sticks until the tenant connects a new
+	// token: see Store.SetTokenHealth.
+	TokenRevoked TokenState = "revoked"
+)
+
+// Valid reports whether s is one of the six states.
+func (s TokenState) Valid() bool {
+	switch s {
+	case TokenUnknown, TokenHealthy, TokenExpiring, TokenMissingScopes, TokenInvalid, TokenRevoked:
+		return true
+	}
+	return false
+}
+
+// SealedSecret is a token value encrypted by internal/vault (envelope): the
+// value sealed under a data key of its own (Ciphertext), the data key
+// sealed under the master key MasterKeyID (WrappedKey). Rotating master
+// keys rewraps the data key and leaves Ciphertext as it is.
+type SealedSecret struct {
+	Ciphertext  []byte
+	WrappedKey  []byte
+	MasterKeyID string
+}
+
+// complete reports whether every part is set.
+func (s *SealedSecret) complete() bool {
+	return s != nil && len(s.Ciphertext) > 0 && len(s.WrappedKey) > 0 && s.MasterKeyID != ""
+}
+
+// TokenHealth is what the last check of a token (Meta's debug_token) found.
+type TokenHealth struct {
+	State               TokenState `json:"state"`
+	Reason              string     `json:"reason,omitempty"`
+	CheckedAt           time.Time  `json:"checked_at,omitzero"`             // our clock
+	ExpiresAt           time.Time  `json:"expires_at,omitzero"`             // Meta's clock; zero: never
+	DataAccessExpiresAt time.Time  `json:"data_access_expires_at,omitzero"` // Meta's clock
+	Scopes              []string   `json:"scopes"`
+	Type                string     `json:"type,omitempty"`         // USER, PAGE, SYSTEM_USER
+	MetaUserID          string     `json:"meta_user_id,omitempty"` // debug_token's user_id, named by Meta's deauthorization callback
 }
 
 // Claim statuses.
@@ -275,6 +340,12 @@ const MinAPIKeyLength = 32
 // ErrNotFound is returned when a tenant, token or claim does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrTokenTaken is returned by ConnectToken when the token id belongs to
+// another tenant's connection, or to a token of the tenants file that is not
+// the connecting tenant's alone: a connection never replaces a token it does
+// not own.
+var ErrTokenTaken = errors.New("token id taken")
+
 // Store is the task store.
 type Store interface {
 	// UpsertTenant creates or replaces a tenant.
@@ -282,10 +353,58 @@ type Store interface {
 	Tenant(ctx context.Context, id string) (Tenant, error)
 	Tenants(ctx context.Context) ([]Tenant, error)
 
-	// UpsertToken creates or replaces a token reference.
+	// UpsertToken creates or replaces a token reference: its accounts,
+	// budget and SecretRef ("env:NAME" or "file:PATH"; empty only for
+	// AppTokenID, whose row holds a budget and no secret). Tenant, Sealed,
+	// ConnectedAt and Health are ignored, and an existing row keeps its
+	// tenant, sealed value and health: ConnectToken and SetTokenHealth own
+	// those.
 	UpsertToken(ctx context.Context, t Token) error
+	// Token returns a token with every field (Sealed nil when it has no
+	// sealed value, Scopes never nil); ErrNotFound when missing.
 	Token(ctx context.Context, id string) (Token, error)
+	// Tokens lists every token by id, as Token returns them.
 	Tokens(ctx context.Context) ([]Token, error)
+
+	// ConnectToken stores a token a tenant connected: t.Tenant and a
+	// complete t.Sealed are required and t.SecretRef must be empty. In one
+	// transaction it creates or replaces the token's row (accounts, budget,
+	// tenant, sealed value, every health column, ConnectedAt; no SecretRef)
+	// and makes it the tenant's token (Tenant.TokenID). A new connection
+	// replaces whatever the row held, a revoked state included; an empty
+	// Health.State is stored as TokenUnknown. ErrNotFound (nothing written)
+	// when the tenant does not exist; ErrTokenTaken when the id is another
+	// tenant's token, or a token of the tenants file that this tenant did
+	// not use or another tenant uses too (a tenant's connection replaces
+	// the token the tenants file gave it alone). AppTokenID cannot be
+	// connected. Errors never contain the sealed bytes.
+	ConnectToken(ctx context.Context, t Token) error
+
+	// SetTokenHealth records a check of a token: every health column. A
+	// revoked token stays revoked (state and reason are kept, the other
+	// columns written): only the user can undo a revocation, by connecting
+	// anew (ConnectToken), and a later check must not resurrect it.
+	// ErrNotFound when the token does not exist.
+	SetTokenHealth(ctx context.Context, id string, h TokenHealth) error
+
+	// MarkTokenState records a state found outside a check (Meta answered
+	// code 190 during verification; the deauthorization callback revoked
+	// the token): only state, reason and CheckedAt (at) change. A revoked
+	// token stays revoked, as with SetTokenHealth. ErrNotFound when the
+	// token does not exist.
+	MarkTokenState(ctx context.Context, id string, state TokenState, reason string, at time.Time) error
+
+	// TokensByMetaUser lists the tokens whose last check named this Meta
+	// user (Health.MetaUserID), by id: those Meta's deauthorization callback
+	// revokes. An empty id is an error (it would name every unchecked token).
+	TokensByMetaUser(ctx context.Context, metaUserID string) ([]Token, error)
+
+	// RewrapToken is master-key rotation's compare-and-set: it replaces the
+	// token's WrappedKey and MasterKeyID by to's only when the row is still
+	// sealed under fromKeyID with to.Ciphertext as its ciphertext, and
+	// reports whether it did. False: the token was rewrapped, reconnected or
+	// deleted meanwhile (re-read it).
+	RewrapToken(ctx context.Context, id string, fromKeyID string, to SealedSecret) (bool, error)
 
 	// Submit stores claims. A (tenant, key) already present is reported as a
 	// duplicate and left as it is. Claims must be valid (claim.Validate).
