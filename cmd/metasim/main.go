@@ -7,13 +7,16 @@
 // METASIM_LATENCY, METASIM_ERROR_RATE, METASIM_WEBHOOK_URL,
 // METASIM_WEBHOOK_VERIFY_TOKEN, METASIM_WEBHOOK_SHAPE,
 // METASIM_WEBHOOK_DUPLICATES, METASIM_WEBHOOK_DELAY, METASIM_WEBHOOK_DROP,
-// METASIM_WEBHOOK_BATCH, METASIM_WEBHOOK_WAIT).
+// METASIM_WEBHOOK_BATCH, METASIM_WEBHOOK_WAIT, METASIM_DEAUTHORIZE_URL).
 //
 // With -webhook-url, metasim subscribes that URL to its webhooks once it
 // listens: it performs Meta's hub.challenge handshake, retrying for
 // -webhook-wait (the receiver may start later), and exits if the handshake
 // never succeeds. Prefer METASIM_WEBHOOK_VERIFY_TOKEN to the flag, which
 // other users can see in the process list.
+//
+// With -deauthorize-url, POST /_sim/tokens/{id}/deauthorize sends Meta's
+// signed_request (signed with the app secret) to that URL.
 package main
 
 import (
@@ -122,6 +125,8 @@ func main() {
 		hookDrop  = flag.Float64("webhook-drop", envFloat("WEBHOOK_DROP", 0), "share of webhook events never delivered (0..1)")
 		hookBatch = flag.Int("webhook-batch", envInt("WEBHOOK_BATCH", 1), "webhook events per POST at most")
 		hookWait  = flag.Duration("webhook-wait", envDuration("WEBHOOK_WAIT", 30*time.Second), "how long to retry the webhook handshake at start")
+
+		deauthURL = flag.String("deauthorize-url", env("DEAUTHORIZE_URL", ""), "the app's Deauthorize Callback URL: where POST /_sim/tokens/{id}/deauthorize sends Meta's signed_request")
 	)
 	flag.Parse()
 	switch *hookShape {
@@ -132,9 +137,9 @@ func main() {
 	if *hookDups < 0 || *hookDups > 1 || *hookDrop < 0 || *hookDrop > 1 {
 		log.Fatalf("metasim: -webhook-duplicates and -webhook-drop must be within 0..1")
 	}
-	if *hookURL != "" {
-		if u, err := url.Parse(*hookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			log.Fatalf("metasim: -webhook-url %q is not an http(s) URL", *hookURL)
+	for _, f := range []struct{ name, v string }{{"webhook-url", *hookURL}, {"deauthorize-url", *deauthURL}} {
+		if err := checkURL(f.v); err != nil {
+			log.Fatalf("metasim: -%s: %v", f.name, err)
 		}
 	}
 	platformBudget, err := parseBudget(*platformB)
@@ -148,7 +153,7 @@ func main() {
 
 	secretNote := ""
 	cfg := metasim.Config{Seed: *seed, Brands: *brands, Premium: *premium, Users: *users, Speed: *speed,
-		PlatformBudget: platformBudget, TenantBudget: tenantBudget}
+		PlatformBudget: platformBudget, TenantBudget: tenantBudget, DeauthorizeURL: *deauthURL}
 	if *secretFile != "" {
 		secret, created, err := loadSecret(*secretFile, *seed)
 		if err != nil {
@@ -235,6 +240,18 @@ func main() {
 			log.Printf("metasim: shutdown: %v", err)
 		}
 	}
+}
+
+// checkURL accepts "" (not set) and absolute http(s) URLs. The message
+// leaves the URL out: its query may hold a secret.
+func checkURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("not an absolute http(s) URL")
+	}
+	return nil
 }
 
 // subscribeWithRetry subscribes o.URL, retrying the handshake every second

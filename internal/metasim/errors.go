@@ -165,3 +165,50 @@ func errFault(status int) *graphError {
 func errMethod(method, id string) *graphError {
 	return errNotFound(id, method)
 }
+
+func msgNotAuthorized(appID string) string {
+	return "Error validating access token: The user has not authorized application " + appID + "."
+}
+
+// errNotAuthorized: the user removed the app (Deauthorize, TokenRevoked).
+func errNotAuthorized(appID string) *graphError {
+	return &graphError{status: 400, code: 190, subcode: 458, typ: "OAuthException", msg: msgNotAuthorized(appID)}
+}
+
+// errOtherApp answers a Graph call made with a token issued for another
+// app: our app's appsecret_proof cannot match it, and Meta does not let one
+// app use another's tokens.
+func errOtherApp(appID string) *graphError {
+	return &graphError{status: 400, code: 190, typ: "OAuthException",
+		msg: "Error validating access token: The access token was not issued for application " + appID + "."}
+}
+
+func errUserLimit() *graphError {
+	return &graphError{status: 400, code: 17, typ: "OAuthException", transient: true,
+		msg: "(#17) User request limit reached"}
+}
+
+// OAuth endpoint (/oauth/access_token) errors.
+
+func errClientSecret() *graphError {
+	return &graphError{status: 400, code: 1, typ: "OAuthException", msg: "Error validating client secret."}
+}
+
+func errMissingParam(name string) *graphError {
+	return &graphError{status: 400, code: 100, typ: "OAuthException", msg: "Missing " + name + " parameter."}
+}
+
+func errGrantType(gt string) *graphError {
+	return &graphError{status: 400, code: 100, typ: "OAuthException",
+		msg: fmt.Sprintf("Unsupported grant_type %.50q: only fb_exchange_token is supported.", gt)}
+}
+
+func errExchangeOtherApp(appID string) *graphError {
+	return &graphError{status: 400, code: 190, typ: "OAuthException",
+		msg: "Error validating application. The access token was not issued for application " + appID + "."}
+}
+
+func errNotUserToken() *graphError {
+	return &graphError{status: 400, code: 190, typ: "OAuthException",
+		msg: "Invalid OAuth access token - fb_exchange_token must be a user access token."}
+}

@@ -22,10 +22,19 @@ type answer struct {
 	tok     *tokenRec
 	kind    string // "instagram" or "pages": which BUC type the call counts as
 	version string
+	oauth   bool // /oauth/access_token: no token budget, so no usage headers
 }
 
 func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if r.Method == http.MethodPost && isOAuthPath(r.URL.Path) {
+		// Clients (huandu's App.ExchangeToken) POST the parameters as a
+		// form. Read it before taking the lock: the body may come slowly.
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		if err := r.ParseForm(); err == nil {
+			q = r.Form
+		}
+	}
 
 	s.mu.Lock()
 	now := s.now()
@@ -60,7 +69,9 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Type", "application/json; charset=UTF-8")
 	h.Set("Facebook-Api-Version", a.version)
 	h.Set("X-Fb-Trace-Id", trace)
-	h.Set("X-App-Usage", appUsage)
+	if appUsage != "" {
+		h.Set("X-App-Usage", appUsage)
+	}
 	if bucUsage != "" {
 		h.Set("X-Business-Use-Case-Usage", bucUsage)
 	}
@@ -81,6 +92,9 @@ func (s *Sim) serveGraph(w http.ResponseWriter, r *http.Request) {
 		entry.Status, entry.Code, entry.Outcome = 500, 2, OutcomeFault
 	}
 	s.appendLog(entry) // before answering, so a client sees its call in the log
+	// Meta's clock: an engine compares it with expires_at, which is sim
+	// time too (real wall time would be wrong with Speed > 1).
+	h.Set("Date", httpDate(s.now()))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		w.Write(data)
@@ -128,6 +142,10 @@ func (s *Sim) answer(r *http.Request, q url.Values, now time.Time) (a answer) {
 	if len(segs) == 1 && segs[0] == "" {
 		segs = nil
 	}
+	if len(segs) == 2 && segs[0] == "oauth" && segs[1] == "access_token" {
+		a.oauth = true
+		return s.oauthAnswer(r, q, now, a)
+	}
 	val, inQuery := requestToken(r, q)
 	first := ""
 	if len(segs) > 0 {
@@ -143,10 +161,7 @@ func (s *Sim) answer(r *http.Request, q url.Values, now time.Time) (a answer) {
 		}
 		return a
 	}
-	tok := s.tokenByValue[val]
-	if tok == nil && val == s.appTok.value {
-		tok = s.appTok
-	}
+	tok := s.lookupToken(val)
 	if tok == nil {
 		if strings.HasPrefix(val, s.cfg.AppID+"|") {
 			a.err = errBadClientSecret()
@@ -160,12 +175,11 @@ func (s *Sim) answer(r *http.Request, q url.Values, now time.Time) (a answer) {
 
 	// Every call by a known token counts, whatever its outcome.
 	admitted := tok.admit(now)
-	switch {
-	case tok.invalid:
-		a.err = errPasswordChanged()
+	if tok.appID != s.cfg.AppID {
+		a.err = errOtherApp(s.cfg.AppID)
 		return a
-	case tok.expired(now):
-		a.err = errExpired(tok.expiresAt, now)
+	}
+	if a.err = s.tokenStateError(tok, now); a.err != nil {
 		return a
 	}
 	if s.cfg.AppSecret != "" && !tok.isApp {
@@ -181,6 +195,8 @@ func (s *Sim) answer(r *http.Request, q url.Values, now time.Time) (a answer) {
 	}
 	if !admitted {
 		switch {
+		case tok.typ == "USER": // a user's own rate limit
+			a.err = errUserLimit()
 		case !tok.buc:
 			a.err = errAppLimit()
 		case a.kind == "pages":
@@ -235,6 +251,32 @@ func (s *Sim) answer(r *http.Request, q url.Values, now time.Time) (a answer) {
 	return a
 }
 
+// lookupToken finds a token by its value, the app access token included;
+// nil when unknown. Called with s.mu held.
+func (s *Sim) lookupToken(val string) *tokenRec {
+	if t := s.tokenByValue[val]; t != nil {
+		return t
+	}
+	if val != "" && val == s.appTok.value {
+		return s.appTok
+	}
+	return nil
+}
+
+// tokenStateError is the 190 error a revoked, invalid or expired token gets;
+// nil when the token works.
+func (s *Sim) tokenStateError(t *tokenRec, now time.Time) *graphError {
+	switch {
+	case t.revoked:
+		return errNotAuthorized(t.appID)
+	case t.invalid:
+		return errPasswordChanged()
+	case t.expired(now):
+		return errExpired(t.expiresAt, now)
+	}
+	return nil
+}
+
 // callKind is the BUC type a call counts as: "pages" for Page objects,
 // "instagram" for everything else.
 func (s *Sim) callKind(tok *tokenRec, first string) string {
@@ -253,6 +295,9 @@ func (s *Sim) callKind(tok *tokenRec, first string) string {
 }
 
 func (s *Sim) usageHeaders(a *answer, now time.Time) (app, buc string) {
+	if a.oauth {
+		return "", ""
+	}
 	if a.tok == nil {
 		return `{"call_count":0,"total_cputime":0,"total_time":0}`, ""
 	}
@@ -359,8 +404,8 @@ func (s *Sim) route(c *rctx, segs []string) (any, *graphError) {
 		if !s.canRead(c.tok, o.post.brand) {
 			return nil, errPagePermission()
 		}
-	case *sysUserNode:
-		if !self && !(c.tok.isPlatform && id == c.tok.principalID) {
+	case *sysUserNode: // a user reads only itself
+		if !self && id != c.tok.principalID {
 			return nil, errNotFound(id, "get")
 		}
 	}

@@ -139,19 +139,34 @@ type tokenRec struct {
 	brand          *brand // the tenant of a tenant token
 	isApp          bool   // the app access token "app_id|app_secret"
 	isPlatform     bool
+	appID          string // the app it was issued for: ours, or another app's for MintOptions.App "other"
 	budget         Budget
 	buc            bool
-	principalID    string
+	principalID    string // what /me is: the system user, the Page, or the user of a USER token
 	principalName  string
+	userID         string   // the Meta user who granted it: debug_token's user_id
+	scopes         []string // nil: grantedScopes
 	issuedAt       time.Time
-	defaultExpiry  time.Time // zero: never
+	defaultExpiry  time.Time     // zero: never
+	lifetime       time.Duration // how long SetTokenState(TokenValid) renews an expired token for; 0: never expires
 	expiresAt      time.Time
 	dataAccessExp  time.Time
 	invalid        bool
+	revoked        bool   // the user removed the app (190/458)
+	grant          string // tokens of one login (a minted token and those exchanged from it) share it
+	from           string // the token it was exchanged from
 
 	floor       int
 	manualUntil time.Time
 	calls       []time.Time // sim times of calls in the current window, ascending
+}
+
+// tokenScopes are the permissions the token was granted.
+func (t *tokenRec) tokenScopes() []string {
+	if t.scopes == nil {
+		return grantedScopes
+	}
+	return t.scopes
 }
 
 func (t *tokenRec) expired(now time.Time) bool {

@@ -516,18 +516,18 @@ func (c *rctx) reaction(r *reaction, sel []*fsel) (omap, error) {
 	})
 }
 
+// grantedScopes are the permissions the app asks for: every token has them
+// unless minted with MintOptions.Scopes.
 var grantedScopes = []string{"instagram_basic", "instagram_manage_comments", "pages_read_engagement", "pages_read_user_content", "pages_show_list", "business_management"}
 
-// debugToken answers GET /debug_token?input_token=...
+// debugToken answers GET /debug_token?input_token=... with the input
+// token's own app, type, times, scopes and user, in Meta's shape.
 func (s *Sim) debugToken(c *rctx) (any, *graphError) {
 	input := c.q.Get("input_token")
 	if input == "" {
 		return nil, errParam("(#100) The parameter input_token is required")
 	}
-	t := s.tokenByValue[input]
-	if t == nil && input == s.appTok.value {
-		t = s.appTok
-	}
+	t := s.lookupToken(input)
 	if t == nil {
 		return omap{{"data", omap{
 			{"error", omap{{"code", 190}, {"message", "Invalid OAuth access token."}}},
@@ -535,36 +535,42 @@ func (s *Sim) debugToken(c *rctx) (any, *graphError) {
 			{"scopes", []string{}},
 		}}}, nil
 	}
-	unix := func(x time.Time) int64 {
-		if x.IsZero() {
-			return 0
-		}
-		return x.Unix()
-	}
 	d := omap{
-		{"app_id", s.cfg.AppID},
+		{"app_id", t.appID},
 		{"type", t.typ},
-		{"application", s.appName},
+		{"application", s.appNameOf(t.appID)},
 	}
 	if t.isApp {
 		return omap{{"data", append(d, kv{"is_valid", true}, kv{"scopes", []string{}})}}, nil
 	}
 	d = append(d,
-		kv{"data_access_expires_at", unix(t.dataAccessExp)},
-		kv{"expires_at", unix(t.expiresAt)},
+		kv{"data_access_expires_at", unixOrZero(t.dataAccessExp)},
+		kv{"expires_at", unixOrZero(t.expiresAt)},
 	)
-	switch {
-	case t.invalid:
-		d = append(d, kv{"is_valid", false}, kv{"error", omap{{"code", 190}, {"message", msgPasswordChanged}, {"subcode", 460}}})
-	case t.expired(c.now):
-		d = append(d, kv{"is_valid", false}, kv{"error", omap{{"code", 190}, {"message", msgExpired(t.expiresAt, c.now)}, {"subcode", 463}}})
-	default:
+	// A token of another app is valid for that app: debug_token says so,
+	// and its app_id tells the caller it is not theirs.
+	if e := s.tokenStateError(t, c.now); e != nil {
+		d = append(d, kv{"is_valid", false}, kv{"error", omap{{"code", e.code}, {"message", e.msg}, {"subcode", e.subcode}}})
+	} else {
 		d = append(d, kv{"is_valid", true})
 	}
-	d = append(d, kv{"issued_at", unix(t.issuedAt)})
+	d = append(d, kv{"issued_at", unixOrZero(t.issuedAt)})
 	if t.typ == "PAGE" {
 		d = append(d, kv{"profile_id", t.principalID})
 	}
+	scopes := t.tokenScopes()
+	d = append(d,
+		kv{"scopes", nonNil(scopes)},
+		kv{"granular_scopes", s.granularScopes(t, scopes)},
+		kv{"user_id", t.userID},
+	)
+	return omap{{"data", d}}, nil
+}
+
+// granularScopes lists, for each of the token's Instagram and Page
+// permissions, the accounts it applies to (business_management without
+// targets), as Meta does; other permissions are not granular.
+func (s *Sim) granularScopes(t *tokenRec, scopes []string) []omap {
 	var igIDs, pageIDs []string
 	for _, b := range s.brands {
 		if s.canRead(t, b) {
@@ -572,24 +578,18 @@ func (s *Sim) debugToken(c *rctx) (any, *graphError) {
 			pageIDs = append(pageIDs, b.pageID)
 		}
 	}
-	granular := []omap{
-		{{"scope", "instagram_basic"}, {"target_ids", nonNil(igIDs)}},
-		{{"scope", "instagram_manage_comments"}, {"target_ids", nonNil(igIDs)}},
-		{{"scope", "pages_read_engagement"}, {"target_ids", nonNil(pageIDs)}},
-		{{"scope", "pages_read_user_content"}, {"target_ids", nonNil(pageIDs)}},
-		{{"scope", "pages_show_list"}, {"target_ids", nonNil(pageIDs)}},
-		{{"scope", "business_management"}},
+	out := []omap{}
+	for _, sc := range scopes {
+		switch {
+		case strings.HasPrefix(sc, "instagram_"):
+			out = append(out, omap{{"scope", sc}, {"target_ids", nonNil(igIDs)}})
+		case strings.HasPrefix(sc, "pages_"):
+			out = append(out, omap{{"scope", sc}, {"target_ids", nonNil(pageIDs)}})
+		case sc == "business_management":
+			out = append(out, omap{{"scope", sc}})
+		}
 	}
-	userID := t.principalID
-	if t.brand != nil {
-		userID = t.brand.adminID
-	}
-	d = append(d,
-		kv{"scopes", grantedScopes},
-		kv{"granular_scopes", granular},
-		kv{"user_id", userID},
-	)
-	return omap{{"data", d}}, nil
+	return out
 }
 
 func nonNil(s []string) []string {

@@ -2,6 +2,7 @@ package metasim
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -89,9 +90,9 @@ func (s *Sim) sideMux() *http.ServeMux {
 		}
 		var err error
 		if in.State != nil {
-			st, ok := map[string]TokenState{"valid": TokenValid, "expired": TokenExpired, "invalid": TokenInvalid}[*in.State]
+			st, ok := map[string]TokenState{"valid": TokenValid, "expired": TokenExpired, "invalid": TokenInvalid, "revoked": TokenRevoked}[*in.State]
 			if !ok {
-				err = fmt.Errorf("state must be valid, expired or invalid, not %q", *in.State)
+				err = fmt.Errorf("state must be valid, expired, invalid or revoked, not %.40q", *in.State)
 			} else {
 				err = s.SetTokenState(id, st)
 			}
@@ -104,19 +105,78 @@ func (s *Sim) sideMux() *http.ServeMux {
 		}
 		if err != nil {
 			status := http.StatusBadRequest
-			if strings.Contains(err.Error(), errUnknownToken.Error()) {
+			if errors.Is(err, errUnknownToken) {
 				status = http.StatusNotFound
 			}
 			writeJSON(w, status, map[string]string{"error": err.Error()})
 			return
 		}
-		s.mu.Lock()
-		t := s.publicToken(s.tokenByID[id], s.now())
-		s.mu.Unlock()
-		t.Value = "" // the answer needs no secret
-		writeJSON(w, http.StatusOK, t)
+		s.writeTokenNoSecret(w, id)
+	})
+	mux.HandleFunc("POST /_sim/tokens", s.handleMint)
+	mux.HandleFunc("POST /_sim/tokens/{id}/deauthorize", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		if err := s.deauthorize(r.Context(), id); err != nil {
+			status := http.StatusBadGateway // the token is revoked; the callback failed
+			if errors.Is(err, errUnknownToken) {
+				status = http.StatusNotFound
+			}
+			writeJSON(w, status, map[string]string{"error": err.Error()})
+			return
+		}
+		s.writeTokenNoSecret(w, id)
 	})
 	return mux
+}
+
+// writeTokenNoSecret answers with the token's public description, without
+// its value: the caller already has it.
+func (s *Sim) writeTokenNoSecret(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	t := s.publicToken(s.tokenByID[id], s.now())
+	s.mu.Unlock()
+	t.Value = ""
+	writeJSON(w, http.StatusOK, t)
+}
+
+// handleMint: POST /_sim/tokens {"tenant":"brand-02","kind":"user_short",
+// "app":"ours","scopes":[...],"expires_in":"90m","data_access_expires_in":"2160h"}
+// answers the new Token, value included (see MintToken).
+func (s *Sim) handleMint(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Tenant              string   `json:"tenant"`
+		Kind                string   `json:"kind"`
+		App                 string   `json:"app"`
+		Scopes              []string `json:"scopes"`
+		ExpiresIn           string   `json:"expires_in"`
+		DataAccessExpiresIn string   `json:"data_access_expires_in"`
+	}
+	bad := func(err error) { writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()}) }
+	if err := decodeStrict(r, &in); err != nil {
+		bad(err)
+		return
+	}
+	o := MintOptions{Tenant: in.Tenant, Kind: in.Kind, App: in.App, Scopes: in.Scopes}
+	for _, d := range []struct {
+		name, v string
+		to      *time.Duration
+	}{{"expires_in", in.ExpiresIn, &o.ExpiresIn}, {"data_access_expires_in", in.DataAccessExpiresIn, &o.DataAccessExpiresIn}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil {
+			bad(fmt.Errorf("%s: %.40q is not a duration like \"90m\" or \"-1h\"", d.name, d.v))
+			return
+		}
+		*d.to = v
+	}
+	t, err := s.MintToken(o)
+	if err != nil {
+		bad(err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
 }
 
 // handleClaims: POST /_sim/claims?n=100&fraud=0.1&malformed=2&tenants=a,b

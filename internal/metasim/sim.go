@@ -29,6 +29,10 @@ type Config struct {
 	Version        string           // default "v21.0" (any /vNN.N/ is accepted; this one is reported)
 	Now            func() time.Time // wall clock, default time.Now
 
+	// DeauthorizeURL is the app's Deauthorize Callback URL: Deauthorize
+	// POSTs Meta's signed_request there. Empty: Deauthorize only revokes.
+	DeauthorizeURL string
+
 	// NoPlatformAccess lists tenants that did not grant the platform's
 	// business access: the platform token gets permission errors on their
 	// accounts. Change it at run time with SetPlatformAccess.
@@ -94,6 +98,7 @@ const (
 	TokenValid   TokenState = iota // works (an expiry in the past is moved to the default again)
 	TokenExpired                   // 190 subcode 463: "Session has expired on ..."
 	TokenInvalid                   // 190 subcode 460: the user changed their password
+	TokenRevoked                   // 190 subcode 458: the user removed the app (see also Deauthorize)
 )
 
 // Request-log outcomes.
@@ -111,8 +116,8 @@ const (
 // Request is one Graph call in the request log.
 type Request struct {
 	Time    time.Time `json:"time"`     // simulated time the call arrived
-	TokenID string    `json:"token_id"` // "platform", "tok-brand-03", "app" (app access token), "" when unknown
-	Path    string    `json:"path"`     // without query string
+	TokenID string    `json:"token_id"` // "platform", "tok-brand-03", "tok-brand-02-1", "app" (app access token), "" when unknown; /oauth/access_token: the input token
+	Path    string    `json:"path"`     // as requested, without query string
 	Status  int       `json:"status"`   // HTTP status
 	Code    int       `json:"code"`     // Graph error code, 0 on success
 	Outcome string    `json:"outcome"`
@@ -151,17 +156,26 @@ type Brand struct {
 
 // Token is an access token of the world.
 type Token struct {
-	ID       string   `json:"id"`    // "platform" or "tok-<tenant>"
-	Value    string   `json:"value"` // the secret
-	Type     string   `json:"type"`  // "SYSTEM_USER" (platform) or "PAGE" (a premium tenant's Page token, which also reads the linked IG account)
-	Accounts []string `json:"accounts"`
-	Budget   Budget   `json:"budget"`
-	BUC      bool     `json:"buc"`         // Business Use Case rate limits (X-Business-Use-Case-Usage)
-	UserID   string   `json:"user_id"`     // /me id: the system user, or the Page
-	Name     string   `json:"name"`        // /me name
-	Expires  int64    `json:"expires_at"`  // unix seconds (simulated), 0 = never
-	State    string   `json:"state"`       // valid, expired, invalid
-	Floor    int      `json:"usage_floor"` // usage by others, in percent
+	ID    string `json:"id"`    // "platform", "tok-<tenant>", or "tok-<tenant>-<n>" (MintToken, token exchange)
+	Value string `json:"value"` // the secret
+	// Type is "SYSTEM_USER" (platform), "PAGE" (a Page token, which also
+	// reads the linked IG account) or "USER" (a tenant's user token).
+	Type              string   `json:"type"`
+	Tenant            string   `json:"tenant,omitempty"` // the brand a tenant token reads
+	AppID             string   `json:"app_id"`           // the app it was issued for (Config.AppID unless minted for another app)
+	Accounts          []string `json:"accounts"`
+	Budget            Budget   `json:"budget"`
+	BUC               bool     `json:"buc"`        // Business Use Case rate limits (X-Business-Use-Case-Usage)
+	UserID            string   `json:"user_id"`    // /me id: the system user, the Page, or the user of a USER token
+	Name              string   `json:"name"`       // /me name
+	GrantedBy         string   `json:"granted_by"` // the Meta user who granted it: debug_token's user_id
+	Scopes            []string `json:"scopes"`
+	IssuedAt          int64    `json:"issued_at"`              // unix seconds (simulated)
+	Expires           int64    `json:"expires_at"`             // unix seconds (simulated), 0 = never
+	DataAccessExpires int64    `json:"data_access_expires_at"` // unix seconds (simulated), 0 = none
+	ExchangedFrom     string   `json:"exchanged_from,omitempty"`
+	State             string   `json:"state"`       // valid, expired, invalid, revoked
+	Floor             int      `json:"usage_floor"` // usage by others, in percent
 }
 
 // User is a claimant end user.
@@ -185,8 +199,10 @@ type Sim struct {
 	frng          *rand.Rand // faults and trace ids
 	faults        Faults
 
-	appName string
-	sysUser *sysUserNode
+	appName      string
+	otherAppID   string // the app that MintOptions.App "other" tokens belong to
+	otherAppName string
+	sysUser      *sysUserNode
 
 	brands        []*brand
 	brandByTenant map[string]*brand
@@ -194,6 +210,8 @@ type Sim struct {
 	tokenByValue  map[string]*tokenRec
 	tokenByID     map[string]*tokenRec
 	appTok        *tokenRec
+	trng          *rand.Rand     // lifetimes of minted tokens (values come from crypto/rand)
+	tokenSeq      map[string]int // per tenant: the last n of "tok-<tenant>-<n>"
 
 	users     []*person // claimants
 	noise     []*person
@@ -228,6 +246,8 @@ func New(cfg Config) *Sim {
 		start:         wall,
 		crng:          rand.New(rand.NewPCG(uint64(cfg.Seed), 0x636c61696d73)), // "claims"
 		frng:          rand.New(rand.NewPCG(uint64(cfg.Seed), 0x6661756c7473)), // "faults"
+		trng:          rand.New(rand.NewPCG(uint64(cfg.Seed), 0x746f6b656e73)), // "tokens"
+		tokenSeq:      map[string]int{},
 		brandByTenant: map[string]*brand{},
 		tokenByValue:  map[string]*tokenRec{},
 		tokenByID:     map[string]*tokenRec{},
@@ -308,6 +328,9 @@ func (s *Sim) Config() Config { return s.cfg }
 func (s *Sim) Handler() http.Handler {
 	side := s.sideMux()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Meta's clock on every answer; serveGraph sets it again when it
+		// answers, after any injected latency.
+		w.Header().Set("Date", httpDate(s.now()))
 		if r.URL.Path == "/_sim" || strings.HasPrefix(r.URL.Path, "/_sim/") {
 			side.ServeHTTP(w, r)
 			return
@@ -315,6 +338,9 @@ func (s *Sim) Handler() http.Handler {
 		s.serveGraph(w, r)
 	})
 }
+
+// httpDate formats t for an HTTP Date header.
+func httpDate(t time.Time) string { return t.UTC().Format(http.TimeFormat) }
 
 // World returns a snapshot of the world, token values included.
 func (s *Sim) World() World {
@@ -356,12 +382,17 @@ func (s *Sim) World() World {
 }
 
 func (s *Sim) publicToken(t *tokenRec, now time.Time) Token {
-	pt := Token{ID: t.id, Value: t.value, Type: t.typ, Accounts: s.readableAccounts(t), Budget: t.budget,
-		BUC: t.buc, UserID: t.principalID, Name: t.principalName, Floor: t.floor, State: "valid"}
-	if !t.expiresAt.IsZero() {
-		pt.Expires = t.expiresAt.Unix()
+	pt := Token{ID: t.id, Value: t.value, Type: t.typ, AppID: t.appID, Accounts: s.readableAccounts(t), Budget: t.budget,
+		BUC: t.buc, UserID: t.principalID, Name: t.principalName, GrantedBy: t.userID,
+		Scopes: append([]string{}, t.tokenScopes()...), IssuedAt: unixOrZero(t.issuedAt),
+		Expires: unixOrZero(t.expiresAt), DataAccessExpires: unixOrZero(t.dataAccessExp),
+		ExchangedFrom: t.from, Floor: t.floor, State: "valid"}
+	if t.brand != nil {
+		pt.Tenant = t.brand.tenant
 	}
 	switch {
+	case t.revoked:
+		pt.State = "revoked"
 	case t.invalid:
 		pt.State = "invalid"
 	case t.expired(now):
@@ -393,7 +424,16 @@ func (s *Sim) SetFaults(f Faults) {
 
 var errUnknownToken = errors.New("metasim: unknown token id")
 
-// SetTokenState makes a token valid, expired (190/463) or invalid (190/460).
+func unixOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// SetTokenState makes a token valid, expired (190/463), invalid (190/460)
+// or revoked (190/458). The states exclude each other: setting one clears
+// the others. Revoking here sends no deauthorize callback (see Deauthorize).
 func (s *Sim) SetTokenState(tokenID string, st TokenState) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -404,16 +444,21 @@ func (s *Sim) SetTokenState(tokenID string, st TokenState) error {
 	now := s.now()
 	switch st {
 	case TokenValid:
-		t.invalid = false
+		t.invalid, t.revoked = false, false
 		t.expiresAt = t.defaultExpiry
 		if t.expired(now) { // the natural expiry has passed: renew
-			t.expiresAt = now.Add(tokenLifetime)
+			t.expiresAt = time.Time{}
+			if t.lifetime > 0 {
+				t.expiresAt = now.Add(t.lifetime)
+			}
 		}
 	case TokenExpired:
-		t.invalid = false
+		t.invalid, t.revoked = false, false
 		t.expiresAt = now.Truncate(time.Second)
 	case TokenInvalid:
-		t.invalid = true
+		t.invalid, t.revoked = true, false
+	case TokenRevoked:
+		t.invalid, t.revoked = false, true
 	default:
 		return fmt.Errorf("metasim: unknown token state %d", st)
 	}

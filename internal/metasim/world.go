@@ -48,6 +48,7 @@ func (s *Sim) build() {
 	s.appName = "Social Proof Verifier"
 	s.sysUser = &sysUserNode{id: s.newID(r, "61", 15), name: "Verifier Platform System User"}
 	s.objects[s.sysUser.id] = s.sysUser
+	s.otherAppID, s.otherAppName = otherApp(s.cfg.AppID)
 
 	// Brands.
 	usedBrand := map[string]bool{}
@@ -84,6 +85,9 @@ func (s *Sim) build() {
 			fans:       500 + r.IntN(100000),
 		}
 		b.platformAccess = !noAccess[b.tenant]
+		// The admin is a Facebook user: /me of the brand's USER tokens.
+		// No random draw, so a seed gives the same world as before.
+		s.objects[b.adminID] = &sysUserNode{id: b.adminID, name: name + " Admin"}
 		if i >= s.cfg.Brands-s.cfg.Premium {
 			b.tier = "premium"
 			b.tokenID = "tok-" + b.tenant
@@ -97,8 +101,8 @@ func (s *Sim) build() {
 	// Tokens.
 	platform := &tokenRec{
 		id: "platform", value: "EAAB" + randString(r, alnum, 60), typ: "SYSTEM_USER",
-		isPlatform: true, budget: s.cfg.PlatformBudget,
-		principalID: s.sysUser.id, principalName: s.sysUser.name,
+		isPlatform: true, appID: s.cfg.AppID, budget: s.cfg.PlatformBudget, grant: "platform",
+		principalID: s.sysUser.id, principalName: s.sysUser.name, userID: s.sysUser.id,
 		issuedAt: start.Add(-30 * 24 * time.Hour).Truncate(time.Second),
 	}
 	s.addToken(platform)
@@ -109,15 +113,15 @@ func (s *Sim) build() {
 		exp := start.Add(tokenLifetime).Truncate(time.Second)
 		s.addToken(&tokenRec{
 			id: b.tokenID, value: "EAAB" + randString(r, alnum, 60), typ: "PAGE", brand: b,
-			budget: s.cfg.TenantBudget, buc: true,
-			principalID: b.pageID, principalName: b.name,
+			appID: s.cfg.AppID, budget: s.cfg.TenantBudget, buc: true, grant: b.tokenID,
+			principalID: b.pageID, principalName: b.name, userID: b.adminID,
 			issuedAt:      start.Add(-24 * time.Hour).Truncate(time.Second),
-			defaultExpiry: exp, expiresAt: exp,
+			defaultExpiry: exp, expiresAt: exp, lifetime: tokenLifetime,
 			dataAccessExp: start.Add(90 * 24 * time.Hour).Truncate(time.Second),
 		})
 	}
 	s.appTok = &tokenRec{id: "app", value: s.cfg.AppID + "|" + s.cfg.AppSecret, typ: "APP", isApp: true,
-		budget: s.cfg.PlatformBudget, principalID: s.cfg.AppID, principalName: s.appName}
+		appID: s.cfg.AppID, budget: s.cfg.PlatformBudget, principalID: s.cfg.AppID, principalName: s.appName}
 
 	// Users: claimants, then a disjoint pool of noise users.
 	for i := 0; i < s.cfg.Users; i++ {
