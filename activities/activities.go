@@ -19,6 +19,7 @@ import (
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/vault"
 )
 
 // Activities is registered with the worker; its fields are its dependencies.
@@ -26,6 +27,10 @@ type Activities struct {
 	Store           store.Store
 	Graph           *graph.Client
 	PlatformTokenID string
+	// Vault opens tenants' connected tokens (sealed in the store); nil when
+	// no token master keys are configured, and then only tokens known by
+	// reference work.
+	Vault *vault.Vault
 	// Temporal reaches the limiter workflows (Update-with-Start, report
 	// signals); TaskQueue is where a limiter is started.
 	Temporal  client.Client

@@ -15,7 +15,6 @@ import (
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/evidence"
 	"github.com/socialproof/verifier/internal/graph"
-	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/limiter"
 )
@@ -314,6 +313,9 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 			res.Usage = ge.Usage
 			res.Deferred = append(res.Deferred, Failed{ClaimID: c.ID, Class: ge.Class, Reason: ge.Error(), RetryAfter: ge.RetryAfter})
 			if ge.Class == graph.Throttled || ge.Class == graph.TokenBroken {
+				if stop == nil && ge.Class == graph.TokenBroken {
+					a.markTokenBroken(ctx, in.TokenID, ge)
+				}
 				if stop == nil {
 					log.Warn("token stopped", "TokenID", in.TokenID, "class", ge.Class, "code", ge.Code, "subcode", ge.Subcode, "retryAfter", ge.RetryAfter)
 				}
@@ -472,13 +474,16 @@ func (a *Activities) readToken(t store.Tenant, onPlatform bool) (id string, own 
 }
 
 func (a *Activities) session(ctx context.Context, tokenID string) (*graph.Session, error) {
+	if tokenID == store.AppTokenID {
+		return a.Graph.AppSession(ctx), nil
+	}
 	tok, err := a.Store.Token(ctx, tokenID)
 	if err != nil {
 		return nil, fmt.Errorf("token %s: %w", tokenID, err)
 	}
-	value, err := secret.Resolve(tok.SecretRef)
+	value, err := a.tokenValue(tok)
 	if err != nil {
-		return nil, fmt.Errorf("token %s: %w", tokenID, err)
+		return nil, err
 	}
 	return a.Graph.Session(ctx, value), nil
 }

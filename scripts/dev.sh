@@ -44,6 +44,9 @@ export META_WEBHOOK_VERIFY_TOKEN_REF=file:$PWD/$DATA_DIR/secrets/webhook_verify_
 # the worker's codec server on the API's address.
 export PAYLOAD_KEYS_REF=file:$PWD/$DATA_DIR/secrets/payload_keys
 export CODEC_CORS_ORIGIN=http://127.0.0.1:$UI_PORT
+# Tenants' connected tokens are stored sealed under this master key (a fresh
+# one per run, like the store); rotate with bin/starter tokens rotate-keys.
+export TOKEN_KEYS_REF=file:$PWD/$DATA_DIR/secrets/token_keys
 
 pids=()
 cleanup() {
@@ -71,11 +74,14 @@ wait_for() { # what, seconds, command...
 
 head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$DATA_DIR/secrets/webhook_verify_token"
 printf 'dev-%s:%s\n' "$(date +%s)" "$(head -c 32 /dev/urandom | base64 -w0)" >"$DATA_DIR/secrets/payload_keys"
+[ -s "$DATA_DIR/secrets/token_keys" ] ||
+  printf 'tok-%s:%s\n' "$(date +%s)" "$(head -c 32 /dev/urandom | base64 -w0)" >"$DATA_DIR/secrets/token_keys"
 # Other shells source this to reach the demo: the starter gets the store and
 # the payload keys, the temporal CLI the codec server (to show payloads decoded).
 cat >"$DATA_DIR/env" <<ENV
 export TEMPORAL_ADDRESS=$TEMPORAL_ADDRESS STORE_URL=$STORE_URL
 export PAYLOAD_KEYS_REF=$PAYLOAD_KEYS_REF TEMPORAL_CODEC_ENDPOINT=http://$API_ADDR/codec
+export TOKEN_KEYS_REF=$TOKEN_KEYS_REF META_GRAPH_URL=$META_GRAPH_URL META_APP_SECRET_REF=$META_APP_SECRET_REF SPEED=$SPEED
 ENV
 
 for port in "$TEMPORAL_PORT" "$UI_PORT" "${METASIM_ADDR##*:}" "${WEBHOOK_ADDR##*:}" "${API_ADDR##*:}" "${METRICS_ADDR##*:}"; do
@@ -101,6 +107,7 @@ bin/metasim -addr "$METASIM_ADDR" -speed "$SPEED" \
   -app-secret-file "$DATA_DIR/secrets/app_secret" \
   -write-config "$DATA_DIR/tenants.json" -secrets-dir "$PWD/$DATA_DIR/secrets" \
   -webhook-url "http://$WEBHOOK_ADDR/webhooks/meta" -webhook-wait 60s \
+  -deauthorize-url "http://$API_ADDR/meta/deauthorize" \
   >"$LOGS/metasim.log" 2>&1 &
 pids+=($!)
 wait_for "metasim" 30 curl -fsS "http://$METASIM_ADDR/_sim/healthz"
@@ -124,6 +131,8 @@ cat <<INFO
   metasim           http://$METASIM_ADDR/_sim/world   (webhooks: /_sim/webhooks)
   platform API      curl -H "Authorization: Bearer $API_KEY" "http://$API_ADDR/v1/verdicts?limit=5"
                     (brand-01's key; more with bin/starter api-key -tenant ID; spec: /v1/openapi.json)
+  tenants' tokens    bin/starter tokens   (connect one: curl -X POST http://$METASIM_ADDR/_sim/tokens -d '{"tenant":"brand-01","kind":"user_short"}',
+                    then its "value" to POST http://$API_ADDR/v1/tokens {"access_token":"..."} with brand-01's key)
   metrics           http://$METRICS_ADDR/metrics
   logs              $LOGS/
 

@@ -1,7 +1,8 @@
 // Command starter is the operator's tool: `setup` prepares Temporal and the
 // store, `submit` feeds claims from JSON Lines, `status` shows the queue,
-// `export` writes verdicts as JSON Lines and `quarantine` lists (and
-// releases) poison claims.
+// `export` writes verdicts as JSON Lines, `quarantine` lists (and
+// releases) poison claims and `tokens` lists, connects and maintains Meta
+// tokens.
 //
 //	starter setup  [-tenants tenants.json]
 //	starter submit [-file claims.jsonl] [-strict]
@@ -9,6 +10,7 @@
 //	starter export [-tenant ID] [-after ID] [-limit N]
 //	starter api-key -tenant ID [-name LABEL]
 //	starter quarantine [-tenant ID] [-json] [-release ID,...|all]
+//	starter tokens [list [-json]] | connect -tenant ID [-file PATH] | rotate-keys | check
 //
 // Every subcommand takes the engine's configuration flags (or environment
 // variables); run `starter <subcommand> -h` to list them.
@@ -34,12 +36,14 @@ import (
 const usage = `usage: starter <command> [flags]
 
 commands:
-  setup    create search attributes, the Dispatcher and evidence-purge schedules, the Governor and the audit; load -tenants FILE into the store
+  setup    create search attributes, the Dispatcher, evidence-purge and token-health schedules, the Governor and the audit; load -tenants FILE into the store
   submit   store claims from JSON Lines (-file, default stdin); malformed lines are refused with line and reason
   status   pending, leased and decided claims per tenant; the schedule, the Governor, the audit and each limiter
   export   decided claims as JSON Lines on stdout
   api-key  make a platform API key for -tenant (printed once; only its hash is stored)
   quarantine  list poison claims (their check panicked) taken out of the queue; -release ID,...|all puts them back to pending
+  tokens   list Meta tokens (state, expiry, scopes, budget, used; never a value); connect -tenant ID (token on stdin or -file),
+           rotate-keys (re-wrap connected tokens under the first TOKEN_KEYS_REF key), check (run the token-health Schedule now)
 `
 
 func main() {
@@ -63,6 +67,8 @@ func main() {
 		err = apiKey(ctx, args, os.Stdout)
 	case "quarantine":
 		err = quarantine(ctx, args, os.Stdout)
+	case "tokens":
+		err = tokens(ctx, args, os.Stdin, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -33,6 +33,10 @@ func setup(ctx context.Context, args []string) error {
 		fmt.Printf("store: %d tokens, %d tenants loaded from %s\n", len(f.Tokens), len(f.Tenants), *tenantsFile)
 	}
 
+	if err := workflows.EnsureAppToken(ctx, st); err != nil {
+		return err
+	}
+
 	tc, err := c.temporal()
 	if err != nil {
 		return err
@@ -61,6 +65,10 @@ func setup(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Printf("schedule %s: stored evidence kept %v\n", workflows.EvidencePurgeScheduleID, c.cfg.EvidenceRetention)
+	if _, err := workflows.EnsureTokenHealthSchedule(ctx, tc, c.cfg); err != nil {
+		return err
+	}
+	fmt.Printf("schedule %s: every token checked every %v, expiring %v ahead\n", workflows.TokenHealthScheduleID, c.cfg.TokenHealthEvery, c.cfg.TokenExpiringWithin)
 	started, err := workflows.EnsureRunning(ctx, tc, c.cfg)
 	if err != nil {
 		return err

@@ -29,7 +29,9 @@ type Status struct {
 	Limiters []LimiterStatus `json:"limiters,omitempty"`
 	Governor *GovernorStatus `json:"governor,omitempty"`
 	Audit    *AuditStatus    `json:"audit,omitempty"`
-	// Warnings: the queue above its threshold, broken tenant tokens.
+	// Tokens: each token's health as last recorded (starter tokens has more).
+	Tokens []TokenLine `json:"tokens,omitempty"`
+	// Warnings: the queue above its threshold, broken or expiring tokens.
 	Warnings []string `json:"warnings,omitempty"`
 }
 
@@ -110,12 +112,17 @@ func status(ctx context.Context, args []string, out io.Writer) error {
 			s.Total.Decided[v] += n
 		}
 	}
+	tokens, err := st.Tokens(ctx)
+	if err != nil {
+		return err
+	}
+	for _, t := range tokens {
+		if t.ID != store.AppTokenID {
+			s.Tokens = append(s.Tokens, tokenLine(t))
+		}
+	}
 	if *withTemporal {
 		s.Schedule = describeSchedule(ctx, c)
-		tokens, err := st.Tokens(ctx)
-		if err != nil {
-			return err
-		}
 		s.Limiters = describeLimiters(ctx, c, tokens)
 		s.Governor = describeGovernor(ctx, c)
 	}
@@ -250,6 +257,22 @@ func warnings(s Status, queueWarning int) []string {
 		w = append(w, g.State.Alerts...)
 	} else if open := s.Total.Pending + s.Total.Leased; queueWarning > 0 && open > queueWarning {
 		w = append(w, fmt.Sprintf("queue: %d claims open, above %d", open, queueWarning))
+	}
+	// Tokens the store knows to be in trouble, unless the Governor's
+	// alerts already name them.
+	for _, t := range s.Tokens {
+		switch store.TokenState(t.State) {
+		case store.TokenExpiring, store.TokenInvalid, store.TokenRevoked, store.TokenMissingScopes:
+		default:
+			continue
+		}
+		named := false
+		for _, line := range w {
+			named = named || strings.Contains(line, " "+t.ID+" ")
+		}
+		if !named {
+			w = append(w, fmt.Sprintf("token %s (tenant %s): %s: %s", t.ID, dash(t.Tenant), t.State, t.Reason))
+		}
 	}
 	if n := s.Total.Quarantined; n > 0 {
 		w = append(w, fmt.Sprintf("quarantine: %d poison claims (their check panicked) wait for an operator: `starter quarantine` lists them, -release puts them back", n))

@@ -35,6 +35,7 @@ import (
 	"github.com/socialproof/verifier/internal/logging"
 	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/vault"
 	"github.com/socialproof/verifier/internal/webhook"
 	"github.com/socialproof/verifier/workflows"
 )
@@ -81,6 +82,10 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	tokenKeys, err := vault.FromRef(cfg.TokenKeysRef)
+	if err != nil {
+		return fmt.Errorf("token master keys: %w", err)
+	}
 	opts, err := cfg.ClientOptions()
 	if err != nil {
 		return err
@@ -116,6 +121,7 @@ func run(ctx context.Context, args []string) error {
 			BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, AppID: cfg.AppID, AppSecret: appSecret,
 		}),
 		PlatformTokenID: cfg.PlatformTokenID,
+		Vault:           tokenKeys,
 		Temporal:        c,
 		TaskQueue:       workflows.TaskQueue,
 		Speed:           cfg.Speed,
@@ -137,6 +143,13 @@ func run(ctx context.Context, args []string) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	// Tenants connect tokens through the API; Meta's deauthorization
+	// callback comes to the API's and the webhooks' address alike.
+	var connector api.TokenService
+	if tokenKeys != nil {
+		connector = &activities.TokenConnector{A: acts, ExpiringWithin: cfg.TokenExpiringWithin}
+		z.Info("tenants' tokens stored encrypted", zap.String("activeKey", tokenKeys.ActiveKey()))
+	}
 	var hooks *webhook.Handler
 	if cfg.WebhookAddr != "" {
 		verifyToken, err := secret.Resolve(cfg.WebhookVerifyTokenRef)
@@ -147,6 +160,7 @@ func run(ctx context.Context, args []string) error {
 		hooks = &webhook.Handler{AppSecret: appSecret, VerifyToken: verifyToken, Sink: webhook.StoreSink{Store: st}, Logger: z}
 		mux := http.NewServeMux()
 		mux.Handle(WebhookPath, hooks)
+		mux.Handle(api.DeauthorizePath, (&api.Server{Store: st, Tokens: connector, Log: z}).Handler())
 		stopWebhooks, err := serveHTTP(cfg.WebhookAddr, mux, "Meta webhooks", z)
 		if err != nil {
 			w.Stop()
@@ -171,7 +185,7 @@ func run(ctx context.Context, args []string) error {
 		defer stopMetrics()
 	}
 	if cfg.APIAddr != "" {
-		platform := &api.Server{Store: st, Log: z}
+		platform := &api.Server{Store: st, Tokens: connector, Log: z}
 		if payloads != nil {
 			platform.Codec = payloads.Handler(cfg.CodecCORSOrigin)
 		}

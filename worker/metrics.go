@@ -40,6 +40,9 @@ var (
 	descArrivals   = prometheus.NewDesc("verifier_governor_arrivals_per_hour", "Claims arriving per platform hour, over the last 10 platform minutes.", nil, nil)
 	descWarning    = prometheus.NewDesc("verifier_queue_warning", "1 while the Governor's queue warning is raised: above queue_warning open claims, until they fall to queue_clear.", nil, nil)
 	descBroken     = prometheus.NewDesc("verifier_token_broken", "1 for a tenant token the Governor holds as broken.", []string{"token", "tenant"}, nil)
+	descTokenState = prometheus.NewDesc("verifier_token_state", "1 for each token's health state as last recorded (healthy, expiring, missing_scopes, invalid, revoked, unknown): by the token-health check, a 190 seen in verification, or Meta's deauthorization callback.", []string{"token", "tenant", "state"}, nil)
+	descExpiring   = prometheus.NewDesc("verifier_token_expiring", "1 for a tenant token the Governor warns about: it expires soon and the tenant must reconnect it.", []string{"token", "tenant"}, nil)
+	descExpiresAt  = prometheus.NewDesc("verifier_token_expires_at_seconds", "When the token expires (unix seconds, Meta's clock), or its data access if sooner; absent for tokens that never expire.", []string{"token", "tenant"}, nil)
 	descUsed       = prometheus.NewDesc("verifier_limiter_permits_in_window", "Permits granted in the token's budget window ending now.", []string{"token"}, nil)
 	descBudget     = prometheus.NewDesc("verifier_limiter_budget_calls", "The token's call budget per window.", []string{"token"}, nil)
 	descQueued     = prometheus.NewDesc("verifier_limiter_permits_queued", "Permits granted for later, by class (verify, audit).", []string{"token", "class"}, nil)
@@ -53,7 +56,7 @@ var (
 
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descClaims, descQuarantine, descVerdicts, descVerdictsBy, descAudited, descAuditQueue, descMode, descOpenStd, descArrivals,
-		descWarning, descBroken, descUsed, descBudget, descQueued, descUsage, descThrottled, descPaused, descWebhooks, descActions, descScrapeErr} {
+		descWarning, descBroken, descTokenState, descExpiring, descExpiresAt, descUsed, descBudget, descQueued, descUsage, descThrottled, descPaused, descWebhooks, descActions, descScrapeErr} {
 		ch <- d
 	}
 }
@@ -127,11 +130,49 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 			for _, b := range g.BrokenTokens {
 				gauge(descBroken, 1, b.TokenID, b.Tenant)
 			}
+			for _, e := range g.ExpiringTokens {
+				gauge(descExpiring, 1, e.TokenID, e.Tenant)
+			}
 		}
-		tokens, err := c.store.Tokens(ctx)
-		if err != nil {
-			failed["store"]++
+	}
+	tokens, err := c.store.Tokens(ctx)
+	if err != nil {
+		c.log.Warn("metrics: tokens", zap.Error(err))
+		failed["store"]++
+	}
+	// A token's tenant: the one that connected it, or the one the tenants
+	// file gives it; "" for the platform token.
+	owner := map[string]string{}
+	if tenants, err := c.store.Tenants(ctx); err != nil {
+		failed["store"]++
+	} else {
+		for _, tn := range tenants {
+			if tn.TokenID != "" {
+				owner[tn.TokenID] = tn.ID
+			}
 		}
+	}
+	for _, tk := range tokens {
+		if tk.ID == store.AppTokenID {
+			continue
+		}
+		if tk.Tenant == "" {
+			tk.Tenant = owner[tk.ID]
+		}
+		state := tk.Health.State
+		if state == "" {
+			state = store.TokenUnknown
+		}
+		gauge(descTokenState, 1, tk.ID, tk.Tenant, string(state))
+		at := tk.Health.ExpiresAt
+		if d := tk.Health.DataAccessExpiresAt; !d.IsZero() && (at.IsZero() || d.Before(at)) {
+			at = d
+		}
+		if !at.IsZero() {
+			gauge(descExpiresAt, float64(at.Unix()), tk.ID, tk.Tenant)
+		}
+	}
+	if c.temporal != nil {
 		for _, tk := range tokens {
 			var st limiter.State
 			v, err := c.temporal.QueryWorkflow(ctx, limiter.WorkflowID(tk.ID), "", limiter.QueryState)

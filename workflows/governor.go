@@ -100,11 +100,21 @@ func Governor(ctx workflow.Context, in policy.GovernorStart) error {
 				}
 				publish()
 			case alertCh.ReceiveAsync(&alert):
-				if c, changed := g.TokenAlert(workflow.Now(ctx), alert); changed {
+				c, changed := g.TokenAlert(workflow.Now(ctx), alert)
+				// Warnings change no command for alerts without a State
+				// (the only ones before token health), so histories replay.
+				warned := g.TokenWarning(alert)
+				if warned && alert.State == policy.TokenExpiring {
+					log.Warn("tenant token expiring; the tenant must reconnect it", "TenantID", alert.Tenant, "TokenID", alert.TokenID, "reason", alert.Reason)
+				}
+				switch {
+				case changed:
 					if alert.Broken {
 						log.Error("tenant token broken; the tenant falls back to the platform token", "TenantID", alert.Tenant, "TokenID", alert.TokenID, "reason", alert.Reason)
 					}
 					publish(c)
+				case warned:
+					publish()
 				}
 			default:
 				return

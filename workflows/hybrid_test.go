@@ -81,23 +81,29 @@ func startHybridWorld(t *testing.T, sc metasim.Config, tune func(*config.Config)
 // startEngine runs the engine on c as the worker main and `starter setup`
 // do: a worker reading metasim's Graph API at graphURL (through transport
 // when not nil) at cfg's speed, and the Dispatcher's Schedule, deleted when
-// the test ends.
+// the test ends. tune, when given, adjusts the activities before the worker
+// starts; they are returned.
 func startEngine(t *testing.T, c client.Client, cfg config.Config, st store.Store, sim *metasim.Sim,
-	graphURL, appSecret, platformToken string, transport http.RoundTripper) {
+	graphURL, appSecret, platformToken string, transport http.RoundTripper, tune ...func(*activities.Activities)) *activities.Activities {
 	t.Helper()
 	ctx := context.Background()
-	startWorker(t, c, &activities.Activities{
+	acts := &activities.Activities{
 		Store: st,
 		Graph: graph.New(graph.Config{BaseURL: graphURL + "/", Version: "v21.0", AppID: sim.World().AppID,
 			AppSecret: secret.New(appSecret), Transport: transport}),
 		PlatformTokenID: platformToken,
 		Speed:           cfg.Speed,
 		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
-	})
+	}
+	for _, f := range tune {
+		f(acts)
+	}
+	startWorker(t, c, acts)
 	if _, err := workflows.EnsureSchedule(ctx, c, workflows.NewScheduleConfig(cfg)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
+	return acts
 }
 
 // tenantsBy lists tenant ids of a tier, in id order.

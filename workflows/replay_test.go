@@ -39,6 +39,9 @@ func TestReplay(t *testing.T) {
 		// -claims 3000 -record-histories workflows/testdata).
 		"chaos_dispatcher.json", "chaos_tenantbatch.json", "chaos_limiter.json", "chaos_governor.json",
 		"chaos_audit.json", "chaos_evidencepurge.json",
+		// From TestTenantTokenLifecycle: a token-health run, and a Governor
+		// that took token alerts (broken, expiring, revoked, reconnected).
+		"tokenhealth.json", "governor_tokens.json",
 	} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
@@ -48,6 +51,7 @@ func TestReplay(t *testing.T) {
 			r.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: workflows.GovernorWorkflow})
 			r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
 			r.RegisterWorkflowWithOptions(workflows.EvidencePurge, workflow.RegisterOptions{Name: workflows.EvidencePurgeWorkflow})
+			r.RegisterWorkflowWithOptions(workflows.TokenHealth, workflow.RegisterOptions{Name: workflows.TokenHealthWorkflow})
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", file)); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}

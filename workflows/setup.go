@@ -17,6 +17,7 @@ import (
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/store"
 )
 
 // Register adds every workflow and activity to a worker.
@@ -27,6 +28,7 @@ func Register(w worker.Registry, a *activities.Activities) {
 	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflow})
 	w.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
 	w.RegisterWorkflowWithOptions(EvidencePurge, workflow.RegisterOptions{Name: EvidencePurgeWorkflow})
+	w.RegisterWorkflowWithOptions(TokenHealth, workflow.RegisterOptions{Name: TokenHealthWorkflow})
 	w.RegisterActivity(a)
 }
 
@@ -191,4 +193,40 @@ func EnsurePurgeSchedule(ctx context.Context, c client.Client, cfg config.Config
 		WorkflowRunTimeout: max(time.Minute, every),
 	}
 	return ensureSchedule(ctx, c, EvidencePurgeScheduleID, every, action, "purges stored evidence past its retention; created by `starter setup`")
+}
+
+// EnsureTokenHealthSchedule creates, or brings up to date, the Schedule that
+// checks every token's health (debug_token) every cfg.TokenHealthEvery,
+// platform time: daily by default.
+func EnsureTokenHealthSchedule(ctx context.Context, c client.Client, cfg config.Config) (created bool, err error) {
+	every := max(time.Second, cfg.Scaled(cfg.TokenHealthEvery))
+	action := &client.ScheduleWorkflowAction{
+		ID:                 TokenHealthScheduleID,
+		Workflow:           TokenHealthWorkflow,
+		Args:               []any{TokenHealthInput{ExpiringWithin: cfg.TokenExpiringWithin, MaxWait: min(every, 10*time.Minute)}},
+		TaskQueue:          TaskQueue,
+		WorkflowRunTimeout: max(time.Minute, every),
+	}
+	return ensureSchedule(ctx, c, TokenHealthScheduleID, every, action, "checks every Meta token's health with debug_token; created by `starter setup`")
+}
+
+// AppTokenBudget is the app token's budget when setup first registers it:
+// its debug_token calls count in the app's platform rate limit.
+var AppTokenBudget = store.Token{ID: store.AppTokenID, BudgetCalls: 200, BudgetWindow: "1h"}
+
+// EnsureAppToken registers the app token (id "app": the worker builds its
+// value from the app id and secret) so its limiter has a budget; an
+// operator's budget on an existing row stays.
+func EnsureAppToken(ctx context.Context, st store.Store) error {
+	_, err := st.Token(ctx, store.AppTokenID)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("app token: %w", err)
+	}
+	if err := st.UpsertToken(ctx, AppTokenBudget); err != nil {
+		return fmt.Errorf("app token: %w", err)
+	}
+	return nil
 }

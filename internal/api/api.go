@@ -1,7 +1,9 @@
 // Package api is the platform's HTTP API: claims in (POST /v1/claims), a
-// claim's state (GET /v1/claims/{id}) and the verdict feed the platform pays
-// rewards from (GET /v1/verdicts), each behind a per-tenant API key that sees
-// its tenant's claims and nothing else. Errors are JSON with a code; no
+// claim's state (GET /v1/claims/{id}), the verdict feed the platform pays
+// rewards from (GET /v1/verdicts) and the tenant's own Meta token
+// (POST/GET /v1/tokens), each behind a per-tenant API key that sees its
+// tenant's data and nothing else; and Meta's deauthorization callback
+// (POST /meta/deauthorize, signed with the app secret). Errors are JSON with a code; no
 // internal detail reaches a client. openapi.json documents it; a test
 // checks the document against Routes.
 package api
@@ -39,6 +41,8 @@ var Routes = []Route{
 	{http.MethodGet, "/v1/claims/{id}"},
 	{http.MethodGet, "/v1/verdicts"},
 	{http.MethodGet, "/v1/openapi.json"},
+	{http.MethodPost, "/v1/tokens"},
+	{http.MethodGet, "/v1/tokens"},
 }
 
 // Defaults for Server's limits.
@@ -54,6 +58,7 @@ type Server struct {
 	Store    store.Store
 	Webhook  http.Handler // Meta's webhook receiver, at /webhooks/meta; nil: not served
 	Codec    http.Handler // the payload codec server, at /codec/ (encode, decode); nil: not served
+	Tokens   TokenService // tenants' tokens (/v1/tokens) and Meta's deauthorization callback; nil: refused as not configured
 	Log      *zap.Logger  // nil: no logging
 	Now      func() time.Time
 	MaxBody  int64 // 0: DefaultMaxBody
@@ -71,6 +76,8 @@ func (s *Server) Handler() http.Handler {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = w.Write(OpenAPI)
 		},
+		Routes[4]: s.authed(s.connectToken),
+		Routes[5]: s.authed(s.listTokens),
 	}
 	for _, r := range Routes {
 		mux.Handle(r.Method+" "+r.Path, handlers[r])
@@ -78,6 +85,7 @@ func (s *Server) Handler() http.Handler {
 	if s.Webhook != nil {
 		mux.Handle("/webhooks/meta", s.Webhook)
 	}
+	mux.HandleFunc(http.MethodPost+" "+DeauthorizePath, s.deauthorize)
 	if s.Codec != nil {
 		// The Web UI calls <endpoint>/decode with its own auth; the keys
 		// never leave this process.

@@ -85,6 +85,17 @@ type Config struct {
 	// first key seals); empty: payloads are not encrypted. Every worker and
 	// starter of a deployment needs the same keys.
 	PayloadKeysRef string
+	// TokenKeysRef names the master keys that wrap tenants' connected
+	// tokens in the store ("env:NAME" or "file:PATH", the same line format
+	// as the payload keys, the first wraps; see internal/vault); empty:
+	// tokens cannot be connected, only configured by reference.
+	TokenKeysRef string
+	// TokenHealthEvery is how often the token-health Schedule asks Meta
+	// about every token (before Speed).
+	TokenHealthEvery time.Duration
+	// TokenExpiringWithin: a token expiring sooner (Meta's time) is
+	// reported expiring, for the tenant to reconnect in time.
+	TokenExpiringWithin time.Duration
 	// CodecCORSOrigin is the Temporal Web UI's origin, allowed to call the
 	// codec server (/codec on the API's address) from the browser.
 	CodecCORSOrigin string
@@ -125,7 +136,10 @@ func Default() Config {
 		QueueWarning:      5_000,
 		UserRiskTTL:       24 * time.Hour,
 		EvidenceRetention: 48 * time.Hour,
-		LogLevel:          "info",
+		TokenHealthEvery:  24 * time.Hour,
+		// A week for the tenant to reconnect (tokens.DefaultExpiringWithin).
+		TokenExpiringWithin: 7 * 24 * time.Hour,
+		LogLevel:            "info",
 	}
 }
 
@@ -177,6 +191,9 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	str(&c.WebhookAddr, "webhook-addr", "WEBHOOK_ADDR", "host:port to serve Meta webhooks on (/webhooks/meta); empty: off")
 	str(&c.WebhookVerifyTokenRef, "webhook-verify-token", "META_WEBHOOK_VERIFY_TOKEN_REF", `where the webhook verify token is: "env:NAME" or "file:PATH"`)
 	str(&c.PayloadKeysRef, "payload-keys", "PAYLOAD_KEYS_REF", `where the payload encryption keys are: "env:NAME" or "file:PATH" (lines "<id>:<base64 32 bytes>", the first seals); empty: payloads in clear`)
+	str(&c.TokenKeysRef, "token-keys", "TOKEN_KEYS_REF", `where the master keys of connected tokens are: "env:NAME" or "file:PATH" (lines "<id>:<base64 32 bytes>", the first wraps); empty: tokens cannot be connected`)
+	dur(&c.TokenHealthEvery, "token-health-every", "TOKEN_HEALTH_EVERY", "how often every token's health is checked with debug_token, before speed-up")
+	dur(&c.TokenExpiringWithin, "token-expiring-within", "TOKEN_EXPIRING_WITHIN", "report a token expiring this long before it expires (Meta's time)")
 	str(&c.CodecCORSOrigin, "codec-cors-origin", "CODEC_CORS_ORIGIN", "the Temporal Web UI's origin, allowed to call the codec server (e.g. http://127.0.0.1:8233)")
 	str(&c.MetricsAddr, "metrics-addr", "METRICS_ADDR", "host:port to serve Prometheus metrics on (/metrics); empty: off")
 	str(&c.APIAddr, "api-addr", "API_ADDR", "host:port to serve the platform API on (/v1/claims, /v1/verdicts; /webhooks/meta too when webhooks are configured); empty: off")
@@ -229,6 +246,14 @@ func (c Config) Validate() error {
 		if err := secret.CheckRef(c.PayloadKeysRef); err != nil {
 			errs = append(errs, fmt.Errorf("payload keys: %w", err))
 		}
+	}
+	if c.TokenKeysRef != "" {
+		if err := secret.CheckRef(c.TokenKeysRef); err != nil {
+			errs = append(errs, fmt.Errorf("token keys: %w", err))
+		}
+	}
+	if c.TokenHealthEvery <= 0 || c.TokenExpiringWithin < 0 {
+		errs = append(errs, fmt.Errorf("token health interval must be positive and the expiring window not negative, got %v and %v", c.TokenHealthEvery, c.TokenExpiringWithin))
 	}
 	if c.WebhookAddr != "" {
 		if c.AppSecretRef == "" {

@@ -53,16 +53,25 @@ func New(cfg Config) *Client {
 	}
 }
 
+// AppID is the Meta app the client calls as.
+func (c *Client) AppID() string { return c.cfg.AppID }
+
 // Session is a client bound to one token and one context.
 type Session struct {
-	fb   *facebook.Session
-	base *url.URL // the API's scheme and host: the only place paging.next may lead
+	fb    *facebook.Session
+	base  *url.URL // the API's scheme and host: the only place paging.next may lead
+	clock *metaClock
 }
 
 // Session binds the client to a token. The token is used only in requests.
 func (c *Client) Session(ctx context.Context, token secret.Value) *Session {
 	s := c.app.Session(token.Reveal())
-	s.HttpClient = c.http
+	// A client per session, sharing the transport's connections, so the
+	// session reads Meta's clock from its own answers.
+	clock := &metaClock{}
+	hc := *c.http
+	hc.Transport = clockTransport{next: c.http.Transport, clock: clock}
+	s.HttpClient = &hc
 	s.BaseURL = c.cfg.BaseURL
 	s.Version = c.cfg.Version
 	if !c.cfg.AppSecret.Empty() {
@@ -73,7 +82,7 @@ func (c *Client) Session(ctx context.Context, token secret.Value) *Session {
 		base = "https://graph.facebook.com/" // huandu's default
 	}
 	u, _ := url.Parse(base) // a bad BaseURL fails every call anyway; follow then refuses every next
-	return &Session{fb: s.WithContext(ctx), base: u}
+	return &Session{fb: s.WithContext(ctx), base: u, clock: clock}
 }
 
 // Response is one call's outcome: the decoded body and the usage Meta reported.

@@ -61,7 +61,15 @@ type TokenAlert struct {
 	Broken  bool      `json:"broken"`
 	Reason  string    `json:"reason"`
 	Since   time.Time `json:"since,omitzero"`
+	// State, from the token-health check or a connection: the token's
+	// health (store.TokenState). "expiring" keeps a warning until the
+	// tenant reconnects; any other state clears it.
+	State     string    `json:"state,omitempty"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"` // Meta's clock, for an expiring token
 }
+
+// TokenExpiring is the health state that raises a warning.
+const TokenExpiring = "expiring"
 
 // TenantRef names a tenant in a load report.
 type TenantRef struct {
@@ -145,6 +153,7 @@ type GovernorState struct {
 	OpenStandard int `json:",omitempty"`
 	QueueWarning bool
 	Broken       []TokenAlert // broken tenant tokens, in token id order (a slice: workflow code never ranges over a map)
+	Expiring     []TokenAlert `json:",omitempty"` // tenant tokens about to expire, in token id order
 	Reports      int64
 	Changes      []ModeChange // the latest, oldest first
 	Refused      string       `json:",omitempty"` // the last operator input refused, and why
@@ -368,6 +377,32 @@ func (g *GovernorState) TokenAlert(now time.Time, a TokenAlert) (ModeChange, boo
 	return ModeChange{}, false
 }
 
+// TokenWarning keeps the expiring-token warnings: an alert with State
+// "expiring" adds or updates one, any other alert on the token (broken,
+// healthy, reconnected) clears it. changed is false when nothing changed.
+func (g *GovernorState) TokenWarning(a TokenAlert) (changed bool) {
+	i := slices.IndexFunc(g.Expiring, func(x TokenAlert) bool { return x.TokenID == a.TokenID })
+	switch {
+	case a.TokenID == "":
+		return false
+	case a.State == TokenExpiring && !a.Broken:
+		if i >= 0 {
+			if g.Expiring[i].Reason == a.Reason && g.Expiring[i].ExpiresAt.Equal(a.ExpiresAt) {
+				return false
+			}
+			g.Expiring[i] = a
+			return true
+		}
+		g.Expiring = append(g.Expiring, a)
+		slices.SortFunc(g.Expiring, func(x, y TokenAlert) int { return strings.Compare(x.TokenID, y.TokenID) })
+		return true
+	case i >= 0:
+		g.Expiring = slices.Delete(g.Expiring, i, i+1)
+		return true
+	}
+	return false
+}
+
 // BrokenTokens lists the broken tokens, in token id order.
 func (g *GovernorState) BrokenTokens() []TokenAlert { return slices.Clone(g.Broken) }
 
@@ -408,6 +443,7 @@ type GovernorView struct {
 	Alerts         []string
 	QueueWarning   bool         `json:",omitempty"` // the queue alert is raised (it clears at Thresholds.QueueClear)
 	BrokenTokens   []TokenAlert `json:",omitempty"`
+	ExpiringTokens []TokenAlert `json:",omitempty"`
 	Changes        []ModeChange `json:",omitempty"`
 	Reports        int64
 	Refused        string `json:",omitempty"`
@@ -418,7 +454,8 @@ func (g *GovernorState) View() GovernorView {
 	v := GovernorView{
 		Mode: g.Mode, StandardMode: g.StandardMode(), AutoMode: g.AutoMode, Overrides: g.Overrides,
 		ArrivalPerHour: g.Arrival, Open: g.Open, OpenStandard: g.OpenStandard, Thresholds: g.Thresholds,
-		QueueWarning: g.QueueWarning, BrokenTokens: g.BrokenTokens(), Changes: g.Changes, Reports: g.Reports, Refused: g.Refused,
+		QueueWarning: g.QueueWarning, BrokenTokens: g.BrokenTokens(), ExpiringTokens: slices.Clone(g.Expiring),
+		Changes: g.Changes, Reports: g.Reports, Refused: g.Refused,
 	}
 	if g.QueueWarning {
 		v.Alerts = append(v.Alerts, fmt.Sprintf("queue: %d claims open, above %d", g.Open, g.Thresholds.QueueWarning))
@@ -426,6 +463,9 @@ func (g *GovernorState) View() GovernorView {
 	for _, b := range v.BrokenTokens {
 		v.Alerts = append(v.Alerts, fmt.Sprintf("tenant %s: own token %s broken since %s (%s); its claims use the platform token",
 			b.Tenant, b.TokenID, b.Since.UTC().Format(time.RFC3339), b.Reason))
+	}
+	for _, e := range v.ExpiringTokens {
+		v.Alerts = append(v.Alerts, fmt.Sprintf("tenant %s: own token %s expiring (%s); the tenant must reconnect it", e.Tenant, e.TokenID, e.Reason))
 	}
 	return v
 }

@@ -192,6 +192,46 @@ func TestGovernorTokenAlertAndRecovery(t *testing.T) {
 	}
 }
 
+// An expiring token raises a warning that keeps its tenant on its own token
+// and clears once the token is healthy again (reconnected) or broken.
+func TestGovernorTokenWarning(t *testing.T) {
+	g := newGovernor(t, 1)
+	expiring := policy.TokenAlert{TokenID: "tok", Tenant: "b", State: policy.TokenExpiring, Reason: "expires in 5 days",
+		ExpiresAt: t0.Add(5 * 24 * time.Hour)}
+	steps := []struct {
+		name          string
+		alert         policy.TokenAlert
+		warned        bool
+		expiring      int
+		broken        int
+		alertContains string
+	}{
+		{"expiring", expiring, true, 1, 0, "expiring (expires in 5 days)"},
+		{"the same again", expiring, false, 1, 0, "expiring"},
+		{"another token: healthy", policy.TokenAlert{TokenID: "other", Tenant: "c", State: "healthy"}, false, 1, 0, "expiring"},
+		{"broken", policy.TokenAlert{TokenID: "tok", Tenant: "b", Broken: true, State: "invalid", Reason: "expired"}, true, 0, 1, "broken"},
+		{"reconnected, expiring soon again", expiring, true, 1, 0, "expiring"},
+		{"reconnected for 60 days", policy.TokenAlert{TokenID: "tok", Tenant: "b", State: "healthy"}, true, 0, 0, ""},
+	}
+	for _, st := range steps {
+		g.TokenAlert(t0, st.alert)
+		if warned := g.TokenWarning(st.alert); warned != st.warned {
+			t.Errorf("%s: TokenWarning changed = %v, want %v", st.name, warned, st.warned)
+		}
+		v := g.View()
+		if len(v.ExpiringTokens) != st.expiring || len(v.BrokenTokens) != st.broken {
+			t.Fatalf("%s: %d expiring, %d broken; want %d, %d", st.name, len(v.ExpiringTokens), len(v.BrokenTokens), st.expiring, st.broken)
+		}
+		if st.alertContains == "" && len(v.Alerts) != 0 || st.alertContains != "" && (len(v.Alerts) != 1 || !strings.Contains(v.Alerts[0], st.alertContains)) {
+			t.Errorf("%s: alerts %q, want one with %q", st.name, v.Alerts, st.alertContains)
+		}
+		mode := v.ModeFor(policy.TenantRef{ID: "b", Tier: policy.TierPremium, TokenID: "tok"})
+		if mode.PlatformToken != (st.broken == 1) {
+			t.Errorf("%s: tenant b on the platform token = %v, want %v", st.name, mode.PlatformToken, st.broken == 1)
+		}
+	}
+}
+
 func TestConfiguredMode(t *testing.T) {
 	standard, premium := policy.TenantRef{ID: "s", Tier: policy.TierStandard}, policy.TenantRef{ID: "p", Tier: policy.TierPremium, TokenID: "tok-p"}
 	tests := []struct {
