@@ -142,6 +142,7 @@ func tokenLine(t store.Token) TokenLine {
 	switch {
 	case t.ID == store.AppTokenID:
 		l.Stored = "app id and secret"
+		l.State = "-" // it asks about the others; nothing asks about it
 	case t.Sealed != nil:
 		l.Stored = "sealed (key " + t.Sealed.MasterKeyID + ")"
 	default:

@@ -53,6 +53,9 @@ type TokenView struct {
 	DataAccessExpiresAt *time.Time `json:"data_access_expires_at,omitempty"`
 	CheckedAt           *time.Time `json:"checked_at,omitempty"`
 	ConnectedAt         *time.Time `json:"connected_at,omitempty"`
+	// Note: what the caller should know, e.g. that a standard tenant's
+	// token is kept but not used until the tenant is premium.
+	Note string `json:"note,omitempty"`
 }
 
 func tokenView(t store.Token) TokenView {
@@ -116,7 +119,11 @@ func (s *Server) connectToken(w http.ResponseWriter, r *http.Request) {
 		s.logError("connect token", zap.String("tenant", tenant), zap.Error(err))
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "the token could not be checked now; try again later")
 	default:
-		writeJSON(w, http.StatusCreated, tokenView(tok))
+		v := tokenView(tok)
+		if tn, err := s.Store.Tenant(r.Context(), tenant); err == nil && tn.Tier != store.TierPremium {
+			v.Note = "stored and checked; claims are verified with the tenant's own token once the tenant is premium"
+		}
+		writeJSON(w, http.StatusCreated, v)
 	}
 }
 

@@ -56,6 +56,9 @@ func TestTokensEndpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := st.UpsertTenant(ctx, store.Tenant{ID: "acme", Tier: store.TierStandard}); err != nil {
+		t.Fatal(err)
+	}
 	fake := &fakeTokens{}
 	srv := httptest.NewServer((&api.Server{Store: st, Tokens: fake}).Handler())
 	t.Cleanup(srv.Close)
@@ -68,6 +71,16 @@ func TestTokensEndpoints(t *testing.T) {
 	}
 	if len(fake.got) != 1 || fake.got[0] != "acme/good" {
 		t.Fatalf("the connector saw %v, want the key's tenant and the trimmed token", fake.got)
+	}
+	if !strings.Contains(view.Note, "once the tenant is premium") {
+		t.Errorf("a standard tenant's connection should say its token waits for premium: note %q", view.Note)
+	}
+	if err := st.UpsertTenant(ctx, store.Tenant{ID: "acme", Tier: store.TierPremium}); err != nil {
+		t.Fatal(err)
+	}
+	view = api.TokenView{}
+	if status := c.do("POST", "/v1/tokens", acmeKey, map[string]string{"access_token": "good"}, &view); status != http.StatusCreated || view.Note != "" {
+		t.Errorf("a premium tenant's connection: %d, note %q; want no note", status, view.Note)
 	}
 	tests := []struct {
 		name   string
