@@ -73,6 +73,12 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	// The app token's row gives limiter/app (debug_token calls) its budget;
+	// `starter setup` makes it too, but a store set up by an older starter
+	// lacks it.
+	if err := workflows.EnsureAppToken(ctx, st); err != nil {
+		return err
+	}
 
 	appSecret, err := cfg.AppSecret()
 	if err != nil {

@@ -143,6 +143,19 @@ func TestWorkerServesMetricsAfterARun(t *testing.T) {
 	if _, n := sum("verifier_limiter_permits_in_window", map[string]string{"token": tenants.PlatformToken}); n != 1 {
 		t.Error("no permits-in-window figure for the platform token's limiter")
 	}
+	// Each token's health, from the store: the platform token (no tenant)
+	// and the premium tenant's, not checked yet; the app token not at all.
+	if v, _ := sum("verifier_token_state", map[string]string{"token": tenants.PlatformToken, "tenant": "", "state": "unknown"}); v != 1 {
+		t.Errorf("verifier_token_state for the platform token: %v, want 1 under state unknown", v)
+	}
+	if _, n := sum("verifier_token_state", map[string]string{"token": "app"}); n != 0 {
+		t.Error("verifier_token_state lists the app token")
+	}
+	// The worker registered the app token (limiter/app's budget) on start,
+	// as `starter setup` does: a store from before token health lacks it.
+	if tok, err := st.Token(ctx, "app"); err != nil || tok.BudgetCalls <= 0 {
+		t.Errorf("the app token after the worker started: %+v, %v", tok, err)
+	}
 	if errs, n := sum("verifier_scrape_errors", nil); errs != 0 || n != 3 {
 		t.Errorf("scrape errors %v over %d sources, want none over 3", errs, n)
 	}
