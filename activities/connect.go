@@ -1,6 +1,7 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -163,7 +164,7 @@ func (c *TokenConnector) Connect(ctx context.Context, tenantID string, value sec
 		return store.Token{}, fmt.Errorf("connect token: %w", err)
 	}
 	c.tellGovernor(ctx, policy.TokenAlert{TokenID: id, Tenant: tenantID, State: string(health.State),
-		Reason: "connected: " + nonEmpty(health.Reason, "healthy"), ExpiresAt: health.ExpiresAt})
+		Reason: "connected: " + cmp.Or(health.Reason, "healthy"), ExpiresAt: health.ExpiresAt})
 	tok.Sealed = nil
 	return tok, nil
 }
@@ -239,11 +240,4 @@ func (c *TokenConnector) tellGovernor(ctx context.Context, alert policy.TokenAle
 		return
 	}
 	_ = c.A.Temporal.SignalWorkflow(ctx, policy.GovernorWorkflowID, "", policy.SignalTokenAlert, alert)
-}
-
-func nonEmpty(s, otherwise string) string {
-	if s == "" {
-		return otherwise
-	}
-	return s
 }

@@ -70,22 +70,12 @@ func (a *Activities) TokensToCheck(ctx context.Context) ([]TokenRef, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tokens to check: %w", err)
 	}
-	owner := map[string]string{}
-	for _, t := range tenants {
-		if t.TokenID != "" {
-			owner[t.TokenID] = t.ID
-		}
-	}
+	owners := store.TokenTenants(toks, tenants)
 	var refs []TokenRef
 	for _, t := range toks {
-		if t.ID == store.AppTokenID {
-			continue
+		if t.ID != store.AppTokenID {
+			refs = append(refs, TokenRef{TokenID: t.ID, Tenant: owners[t.ID]})
 		}
-		ref := TokenRef{TokenID: t.ID, Tenant: owner[t.ID]}
-		if ref.Tenant == "" {
-			ref.Tenant = t.Tenant
-		}
-		refs = append(refs, ref)
 	}
 	return refs, nil
 }

@@ -116,9 +116,14 @@ func status(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	tenants, err := st.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	owners := store.TokenTenants(tokens, tenants)
 	for _, t := range tokens {
 		if t.ID != store.AppTokenID {
-			s.Tokens = append(s.Tokens, tokenLine(t))
+			s.Tokens = append(s.Tokens, tokenLine(t, owners[t.ID]))
 		}
 	}
 	if *withTemporal {

@@ -86,12 +86,7 @@ func listTokens(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	owner := map[string]string{}
-	for _, t := range tenants {
-		if t.TokenID != "" {
-			owner[t.TokenID] = t.ID
-		}
-	}
+	owners := store.TokenTenants(toks, tenants)
 	var tc client.Client
 	if *askTemporal {
 		if tc, err = c.temporal(); err != nil {
@@ -101,10 +96,7 @@ func listTokens(ctx context.Context, args []string, out io.Writer) error {
 	}
 	lines := make([]TokenLine, 0, len(toks))
 	for _, t := range toks {
-		l := tokenLine(t)
-		if l.Tenant == "" {
-			l.Tenant = owner[t.ID]
-		}
+		l := tokenLine(t, owners[t.ID])
 		if tc != nil {
 			l.Used, err = permitsUsed(ctx, tc, t.ID)
 			if err != nil {
@@ -135,8 +127,9 @@ func listTokens(ctx context.Context, args []string, out io.Writer) error {
 	return tw.Flush()
 }
 
-func tokenLine(t store.Token) TokenLine {
-	l := TokenLine{ID: t.ID, Tenant: t.Tenant, State: string(t.Health.State), Reason: t.Health.Reason, Type: t.Health.Type,
+// tokenLine shows t, the token of tenant ("" for none).
+func tokenLine(t store.Token, tenant string) TokenLine {
+	l := TokenLine{ID: t.ID, Tenant: tenant, State: string(t.Health.State), Reason: t.Health.Reason, Type: t.Health.Type,
 		Scopes: t.Health.Scopes, ExpiresAt: t.Health.ExpiresAt, DataAccessExpiresAt: t.Health.DataAccessExpiresAt,
 		CheckedAt: t.Health.CheckedAt, BudgetCalls: t.BudgetCalls, BudgetWindow: t.BudgetWindow}
 	switch {
@@ -148,20 +141,11 @@ func tokenLine(t store.Token) TokenLine {
 	default:
 		l.Stored = "reference " + t.SecretRef // where the secret is, never the secret
 	}
-	if l.State == "" {
-		l.State = string(store.TokenUnknown)
-	}
-	if l.Scopes == nil {
-		l.Scopes = []string{}
-	}
 	return l
 }
 
 func expiry(l TokenLine) string {
-	at := l.ExpiresAt
-	if d := l.DataAccessExpiresAt; !d.IsZero() && (at.IsZero() || d.Before(at)) {
-		at = d
-	}
+	at := store.TokenHealth{ExpiresAt: l.ExpiresAt, DataAccessExpiresAt: l.DataAccessExpiresAt}.ExpiresFirst()
 	if at.IsZero() {
 		if l.CheckedAt.IsZero() {
 			return "-"
@@ -245,7 +229,7 @@ func connectToken(ctx context.Context, args []string, in io.Reader, out io.Write
 	if err != nil {
 		return err
 	}
-	l := tokenLine(tok)
+	l := tokenLine(tok, *tenant)
 	fmt.Fprintf(out, "connected %s for tenant %s: %s, %s, expires %s, scopes %s\n", l.ID, *tenant, l.State, dash(l.Type), expiry(l), strings.Join(l.Scopes, ","))
 	if l.Reason != "" {
 		fmt.Fprintf(out, "note: %s\n", l.Reason)

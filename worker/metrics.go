@@ -140,36 +140,19 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		c.log.Warn("metrics: tokens", zap.Error(err))
 		failed["store"]++
 	}
-	// A token's tenant: the one that connected it, or the one the tenants
-	// file gives it; "" for the platform token.
-	owner := map[string]string{}
-	if tenants, err := c.store.Tenants(ctx); err != nil {
+	tenants, err := c.store.Tenants(ctx)
+	if err != nil {
+		c.log.Warn("metrics: tenants", zap.Error(err))
 		failed["store"]++
-	} else {
-		for _, tn := range tenants {
-			if tn.TokenID != "" {
-				owner[tn.TokenID] = tn.ID
-			}
-		}
 	}
+	owners := store.TokenTenants(tokens, tenants) // "" for the platform token
 	for _, tk := range tokens {
 		if tk.ID == store.AppTokenID {
 			continue
 		}
-		if tk.Tenant == "" {
-			tk.Tenant = owner[tk.ID]
-		}
-		state := tk.Health.State
-		if state == "" {
-			state = store.TokenUnknown
-		}
-		gauge(descTokenState, 1, tk.ID, tk.Tenant, string(state))
-		at := tk.Health.ExpiresAt
-		if d := tk.Health.DataAccessExpiresAt; !d.IsZero() && (at.IsZero() || d.Before(at)) {
-			at = d
-		}
-		if !at.IsZero() {
-			gauge(descExpiresAt, float64(at.Unix()), tk.ID, tk.Tenant)
+		gauge(descTokenState, 1, tk.ID, owners[tk.ID], string(tk.Health.State))
+		if at := tk.Health.ExpiresFirst(); !at.IsZero() {
+			gauge(descExpiresAt, float64(at.Unix()), tk.ID, owners[tk.ID])
 		}
 	}
 	if c.temporal != nil {

@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"cmp"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -98,7 +99,7 @@ func TokenHealth(ctx workflow.Context, in TokenHealthInput) (TokenHealthReport, 
 				}
 				continue
 			}
-			alert := policy.TokenAlert{TokenID: st.TokenID, Tenant: st.Tenant, State: string(st.State), Reason: "health check: " + nonEmpty(st.Reason, string(st.State)), ExpiresAt: st.ExpiresAt}
+			alert := policy.TokenAlert{TokenID: st.TokenID, Tenant: st.Tenant, State: string(st.State), Reason: "health check: " + cmp.Or(st.Reason, string(st.State)), ExpiresAt: st.ExpiresAt}
 			alert.Broken = st.State == store.TokenInvalid || st.State == store.TokenRevoked || st.State == store.TokenMissingScopes
 			if err := workflow.SignalExternalWorkflow(ctx, policy.GovernorWorkflowID, "", policy.SignalTokenAlert, alert).Get(ctx, nil); err != nil {
 				log.Warn("governor not told of a token's health", "TokenID", st.TokenID, "error", err)
@@ -107,11 +108,4 @@ func TokenHealth(ctx workflow.Context, in TokenHealthInput) (TokenHealthReport, 
 	}
 	report.Unchecked = append(deferred, pending...)
 	return report, nil
-}
-
-func nonEmpty(s, otherwise string) string {
-	if s == "" {
-		return otherwise
-	}
-	return s
 }

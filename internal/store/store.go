@@ -111,6 +111,34 @@ func (s TokenState) Valid() bool {
 	return false
 }
 
+// ExpiresFirst is when the token stops working: the sooner of ExpiresAt
+// and DataAccessExpiresAt (Meta's clock); zero when neither is set.
+func (h TokenHealth) ExpiresFirst() time.Time {
+	at := h.ExpiresAt
+	if d := h.DataAccessExpiresAt; !d.IsZero() && (at.IsZero() || d.Before(at)) {
+		at = d
+	}
+	return at
+}
+
+// TokenTenants maps each token id to its tenant: the one that connected it
+// (Token.Tenant), else the one the tenants file gives it (Tenant.TokenID).
+// The platform and app tokens, no tenant's own, are absent.
+func TokenTenants(tokens []Token, tenants []Tenant) map[string]string {
+	owners := map[string]string{}
+	for _, tn := range tenants {
+		if tn.TokenID != "" {
+			owners[tn.TokenID] = tn.ID
+		}
+	}
+	for _, t := range tokens {
+		if t.Tenant != "" {
+			owners[t.ID] = t.Tenant
+		}
+	}
+	return owners
+}
+
 // SealedSecret is a token value encrypted by internal/vault (envelope): the
 // value sealed under a data key of its own (Ciphertext), the data key
 // sealed under the master key MasterKeyID (WrappedKey). Rotating master

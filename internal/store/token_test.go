@@ -821,3 +821,31 @@ func TestMigrationTokenLifecycleChecks(t *testing.T) {
 		}
 	})
 }
+
+func TestTokenHealthExpiresFirst(t *testing.T) {
+	day := func(n int) time.Time { return time.Date(2031, 1, n, 0, 0, 0, 0, time.UTC) }
+	tests := []struct {
+		expires, dataAccess, want time.Time
+	}{
+		{day(5), day(9), day(5)},
+		{day(9), day(5), day(5)},
+		{time.Time{}, day(5), day(5)}, // never expires, but its data access does
+		{day(5), time.Time{}, day(5)},
+		{time.Time{}, time.Time{}, time.Time{}},
+	}
+	for _, tt := range tests {
+		if got := (store.TokenHealth{ExpiresAt: tt.expires, DataAccessExpiresAt: tt.dataAccess}).ExpiresFirst(); !got.Equal(tt.want) {
+			t.Errorf("ExpiresFirst(%v, %v) = %v, want %v", tt.expires, tt.dataAccess, got, tt.want)
+		}
+	}
+}
+
+func TestTokenTenants(t *testing.T) {
+	tokens := []store.Token{{ID: "platform"}, {ID: "file-b"}, {ID: "tok-c", Tenant: "c"}, {ID: "app"}}
+	tenants := []store.Tenant{{ID: "a"}, {ID: "b", TokenID: "file-b"}, {ID: "c", TokenID: "tok-c"}}
+	got := store.TokenTenants(tokens, tenants)
+	want := map[string]string{"file-b": "b", "tok-c": "c"}
+	if len(got) != len(want) || got["file-b"] != "b" || got["tok-c"] != "c" {
+		t.Errorf("TokenTenants = %v, want %v", got, want)
+	}
+}

@@ -89,7 +89,11 @@ func Assess(info graph.TokenInfo, required []string, metaNow time.Time, p Policy
 			h.State, h.Reason = store.TokenMissingScopes, "missing "+strings.Join(missing, ", ")
 			break
 		}
-		if at, what := soonest(info); !at.IsZero() && at.Sub(metaNow) < within {
+		if at := h.ExpiresFirst(); !at.IsZero() && at.Sub(metaNow) < within {
+			what := "expires"
+			if !at.Equal(info.ExpiresAt) {
+				what = "data access expires"
+			}
 			h.State, h.Reason = store.TokenExpiring, fmt.Sprintf("%s at %s, in %s: reconnect before", what, stamp(at), days(at.Sub(metaNow)))
 			break
 		}
@@ -112,15 +116,6 @@ func IsShortLived(info graph.TokenInfo, metaNow time.Time) bool {
 }
 
 func expired(at, now time.Time) bool { return !at.IsZero() && !now.Before(at) }
-
-// soonest is the earlier of the two expiries that are set, and its name.
-func soonest(info graph.TokenInfo) (time.Time, string) {
-	at, what := info.ExpiresAt, "expires"
-	if d := info.DataAccessExpiresAt; !d.IsZero() && (at.IsZero() || d.Before(at)) {
-		at, what = d, "data access expires"
-	}
-	return at, what
-}
 
 func missingScopes(have, need []string) []string {
 	var missing []string
