@@ -5,7 +5,7 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -o /out/worker ./worker && CGO_ENABLED=0 go build -o /out/starter ./starter && \
-    CGO_ENABLED=0 go build -o /out/metasim ./cmd/metasim
+    CGO_ENABLED=0 go build -o /out/metasim ./metasim
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/ /app/

@@ -20,7 +20,7 @@ $(BIN)/worker: FORCE
 $(BIN)/starter: FORCE
 	$(GO) build -o $@ ./starter
 $(BIN)/metasim: FORCE
-	$(GO) build -o $@ ./cmd/metasim
+	$(GO) build -o $@ ./metasim
 
 # The Temporal CLI (dev server and operator commands) is pinned in its own
 # module: its server code conflicts with the SDK's api version. The first
@@ -72,25 +72,25 @@ evidence-hour: $(TEMPORAL)
 ## bench: the engine against the user's plan (seed-baseline) on the same
 ## seeded workload: steady, viral, drain and cost growth; prints the table and
 ## writes out/bench/ (report.json, report.md, a chart per scenario). Postgres
-## when TEST_DATABASE_URL is set; BENCH_FLAGS passes flags (go run ./cmd/bench -h)
+## when TEST_DATABASE_URL is set; BENCH_FLAGS passes flags (go run ./bench -h)
 bench: $(TEMPORAL)
-	$(GO) run ./cmd/bench -temporal-cli $(abspath $(TEMPORAL)) $(BENCH_FLAGS)
+	$(GO) run ./bench -temporal-cli $(abspath $(TEMPORAL)) $(BENCH_FLAGS)
 
 ## chaos: the chaos suite on the real dev server, PostgreSQL, metasim and the
 ## worker binary (20,000 claims per scenario, about 18 minutes): prints a table
 ## per scenario and writes out/chaos/report.json. PostgreSQL from
 ## TEST_DATABASE_URL (default: this machine's); CHAOS_FLAGS passes flags
-## (go run ./cmd/chaos -h). `make test` runs a short version (TestShortChaos).
+## (go run ./chaos -h). `make test` runs a short version (TestShortChaos).
 chaos: $(TEMPORAL)
 	TEST_DATABASE_URL="$${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test?sslmode=disable}" \
-		$(GO) run ./cmd/chaos -temporal-cli $(abspath $(TEMPORAL)) $(CHAOS_FLAGS)
+		$(GO) run ./chaos -temporal-cli $(abspath $(TEMPORAL)) $(CHAOS_FLAGS)
 
 ## lint: go vet, gofmt and workflowcheck (workflow determinism)
 lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) build -modfile=tools/workflowcheck/go.mod -o $(BIN)/workflowcheck go.temporal.io/sdk/contrib/tools/workflowcheck
-	$(BIN)/workflowcheck ./workflows/...
+	$(BIN)/workflowcheck ./workflows/... ./limiter/... ./internal/governor/... ./internal/tokens/...
 
 clean:
 	rm -rf $(BIN) .data

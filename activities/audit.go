@@ -50,7 +50,7 @@ func (a *Activities) NextAudit(ctx context.Context, in NextAuditInput) ([]AuditG
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, fmt.Errorf("next audit: %w", err)
 			}
-			tokenID, _ = a.readToken(t, false) // an unknown tenant: the platform token
+			tokenID, _ = a.Tokens.ReaderOf(t, false) // an unknown tenant: the platform token
 			tokens[c.Tenant] = tokenID
 		}
 		key := c.Tenant + "\x00" + tokenID
@@ -64,4 +64,23 @@ func (a *Activities) NextAudit(ctx context.Context, in NextAuditInput) ([]AuditG
 		taken++
 	}
 	return groups, nil
+}
+
+// audit reads provisional approvals again, like verifyWithPermits but with
+// the audit's rules: proof confirms an approval (marked audited), none
+// revokes it with the evidence of the read (its user becomes risky).
+// Audited claims were approved at least a grace delay ago: proof missing
+// now is missing.
+func (k *chunk) audit(ctx context.Context) error {
+	k.proven = func(o outcome) { k.out.Confirmed = append(k.out.Confirmed, o.claim.ID) }
+	k.unproven = func(o outcome) {
+		k.out.Revoked = append(k.out.Revoked, store.Revocation{ClaimID: o.claim.ID, Evidence: o.ev.json()})
+	}
+	return k.verifyWithPermits(ctx)
+}
+
+// auditable: a provisional approval (sample, honor) not yet audited.
+func auditable(c store.Claim) bool {
+	return c.Status == store.StatusDecided && c.AuditedAt.IsZero() &&
+		(c.Verdict == store.VerdictApprovedBySample || c.Verdict == store.VerdictApprovedOnHonor)
 }

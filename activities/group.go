@@ -10,6 +10,7 @@ import (
 	"github.com/socialproof/verifier/internal/evidence"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/limiter"
 )
 
 // maxPagesPerTarget bounds one read of an object's edge. Comments come
@@ -117,43 +118,56 @@ func toAction(sa store.EvidenceAction) evidence.Action {
 	return evidence.Action{ID: sa.ActionID, Username: sa.Username, UserID: sa.UserID, Text: sa.Text, Time: sa.Time}
 }
 
-// checkGroup decides the claims of one target edge with as few calls as
+// edgeCheck decides the claims of one target edge with as few calls as
 // possible: stored evidence first (earlier reads, webhooks: no call), then
-// stored coverage (absence known without a call), then one paged read for
-// all remaining claims, newest first, stopping when every claim is proven,
-// when the pages are older than the oldest claim's since, or when they reach
-// what an earlier read covered. What it read is stored for later claims.
-// grace: how long after a claim's submission a read must be to show
-// absence. lag: how far (in Meta's time) a read goes back past where an
-// earlier read ended, for actions Meta showed late.
+// stored coverage (absence known without a call), then, when allowed, one
+// paged read for all remaining claims (read).
 //
 // Each claim's matching runs under guard (pz), and so does each page's read:
 // a claim whose matching panics is poison alone; a read that panics poisons
 // the claims still waiting for it (those earlier pages proved stand).
-func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k known, grace, lag time.Duration, storedOnly bool, pz *poisons) (outs []outcome, read []store.EvidenceAction, cov *store.Coverage, calls int) {
-	var stored []evidence.Action
-	if perr := pz.run(func() { stored = liveActions(k.actions) }); perr != nil { // converted once, for every claim's reason
+type edgeCheck struct {
+	g      *targetGroup
+	k      known
+	stored []evidence.Action // k's live actions, as the matcher sees them
+	pz     *poisons
+}
+
+// newEdgeCheck prepares the check of g against what is held on it. When
+// even that panics, every claim of the group is poison: outs lists them
+// and the check is nil.
+func newEdgeCheck(g *targetGroup, k known, pz *poisons) (*edgeCheck, []outcome) {
+	e := &edgeCheck{g: g, k: k, pz: pz}
+	if perr := pz.run(func() { e.stored = liveActions(k.actions) }); perr != nil { // converted once, for every claim's reason
+		outs := make([]outcome, 0, len(g.claims))
 		for _, c := range g.claims {
 			outs = append(outs, outcome{claim: c, err: perr})
 		}
-		return outs, nil, nil, 0
+		return nil, outs
 	}
-	var open []store.Claim
+	return e, nil
+}
+
+// settleStored decides what stored evidence can: a stored action proves a
+// claim; stored coverage read at least grace after a claim's submission
+// shows its absence. The rest is open, for a read.
+func (e *edgeCheck) settleStored(grace time.Duration) (outs []outcome, open []store.Claim) {
+	g := e.g
 	for _, c := range g.claims {
 		var (
 			o       outcome
 			settled bool
 		)
-		perr := pz.run(func() {
-			if sa, ok := matchStored(c, k.actions); ok {
+		perr := e.pz.run(func() {
+			if sa, ok := matchStored(c, e.k.actions); ok {
 				action := toAction(sa)
 				o, settled = outcome{claim: c, found: true, source: sa.Source,
 					ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Match: &action, Source: "stored " + sa.Source}}, true
 				return
 			}
-			if covers(k.coverage, c, grace) {
+			if covers(e.k.coverage, c, grace) {
 				o, settled = outcome{claim: c, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target,
-					Reason: string(mismatchAmong(c, stored)), Source: "stored coverage"}}, true
+					Reason: string(mismatchAmong(c, e.stored)), Source: "stored coverage"}}, true
 			}
 		})
 		switch {
@@ -165,18 +179,29 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 			open = append(open, c)
 		}
 	}
-	if len(open) == 0 {
-		return outs, nil, nil, 0
-	}
-	if storedOnly {
-		for _, c := range open {
-			outs = append(outs, outcome{claim: c, unread: true, ev: Evidence{Endpoint: g.read.endpoint, Object: g.target, Reason: "not read yet"}})
-		}
-		return outs, nil, nil, 0
-	}
+	return outs, open
+}
 
-	// One read for every open claim. It may stop at the oldest since, or
-	// where the stored coverage begins when that reaches back far enough.
+// unread reports open claims as waiting for a read.
+func (e *edgeCheck) unread(open []store.Claim) []outcome {
+	outs := make([]outcome, 0, len(open))
+	for _, c := range open {
+		outs = append(outs, outcome{claim: c, unread: true, ev: Evidence{Endpoint: e.g.read.endpoint, Object: e.g.target, Reason: "not read yet"}})
+	}
+	return outs
+}
+
+// read makes one paged read for every open claim, newest first, stopping
+// when every claim is proven, when the pages are older than the oldest
+// claim's since, or when they reach what an earlier read covered. It
+// returns each claim's outcome, what it read (to store for later claims)
+// and the span it covered. lag: how far (in Meta's time) a read goes back
+// past where an earlier read ended, for actions Meta showed late; readAt
+// is when the read is made (our clock).
+func (e *edgeCheck) read(pace *limiter.Pacer, s *graph.Session, open []store.Claim, lag time.Duration, readAt time.Time) (outs []outcome, read []store.EvidenceAction, cov *store.Coverage, calls int) {
+	g, k, pz := e.g, e.k, e.pz
+	// It may stop at the oldest since, or where the stored coverage begins
+	// when that reaches back far enough.
 	need, needAll := time.Time{}, false
 	for _, c := range open {
 		if c.Since == nil {
@@ -186,7 +211,6 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 		}
 	}
 	joinable := k.coverage != nil && (k.coverage.From.IsZero() || (!needAll && !k.coverage.From.After(need)))
-	readAt := a.now()
 	pager := s.Edge(g.target, g.read.edge, g.read.fields)
 	var seen []evidence.Action
 	var from time.Time // oldest action time the read reached
@@ -196,7 +220,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 	found := map[int64]evidence.Action{}
 	poisoned := map[int64]error{}
 	for !pager.Done() && pager.Calls < maxPagesPerTarget {
-		if err := pace.before(); err != nil {
+		if err := pace.Before(); err != nil {
 			readErr = err
 			break
 		}
@@ -207,7 +231,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 		if readPanic = pz.run(func() { page, err = pager.Next() }); readPanic != nil {
 			break // the permit is spent: the call may have been made
 		}
-		pace.after(pager.Usage, err)
+		pace.After(pager.Usage, err)
 		if err != nil {
 			readErr = err
 			break
@@ -270,7 +294,7 @@ func (a *Activities) checkGroup(pace *pacer, s *graph.Session, g *targetGroup, k
 		cov = &c
 	}
 
-	candidates := append(stored, seen...) // stored is not used after this
+	candidates := append(slices.Clip(e.stored), seen...)
 	for _, c := range open {
 		ev := Evidence{Endpoint: g.read.endpoint, Object: g.target, Pages: pager.Calls, Scanned: len(seen)}
 		if perr, ok := poisoned[c.ID]; ok {
@@ -373,24 +397,6 @@ func (a *Activities) knownEvidence(ctx context.Context, groups []*targetGroup) (
 		held[c.Target+"/"+c.Edge] = k
 	}
 	return held, nil
-}
-
-// keepEvidence stores what the reads saw, for later claims on the same
-// targets: the actions first, then the coverage vouching for them, so no
-// snapshot of the store (see store.Evidence) holds a coverage without its
-// actions.
-func (a *Activities) keepEvidence(ctx context.Context, reads []store.EvidenceAction, coverages []store.Coverage) error {
-	if len(reads) > 0 {
-		if _, err := a.Store.SaveEvidence(ctx, reads); err != nil {
-			return err
-		}
-	}
-	for _, c := range coverages {
-		if _, err := a.Store.AddCoverage(ctx, c); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // ReadOf names the Graph edge and fields whose paged read proves claims of

@@ -1,18 +1,12 @@
 package activities
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strings"
 	"unicode/utf8"
-
-	"go.temporal.io/sdk/activity"
-
-	"github.com/socialproof/verifier/internal/graph"
-	"github.com/socialproof/verifier/internal/store"
 )
 
 // A poison claim is one whose handling makes the worker panic: matching it
@@ -140,35 +134,4 @@ func (p *poisons) run(fn func()) error {
 func isPoison(err error) (*panicError, bool) {
 	pe, ok := err.(*panicError)
 	return pe, ok
-}
-
-// quarantine takes the chunk's poison claims out of the queue and lists them
-// in res. Only a lease holder can quarantine its claims: without a lease (an
-// audit checks decided claims) they come back Deferred as permanent
-// failures, which the caller sets aside (the audit skips them for a while).
-func (a *Activities) quarantine(ctx context.Context, in VerifyInput, poisoned []Poisoned, res *VerifyResult) error {
-	if len(poisoned) == 0 {
-		return nil
-	}
-	if in.LeaseOwner == "" || in.Audit {
-		for _, p := range poisoned {
-			res.Deferred = append(res.Deferred, Failed{ClaimID: p.ClaimID, Class: graph.Permanent, Reason: "poison claim: " + p.Reason})
-		}
-		return nil
-	}
-	items := make([]store.Quarantine, len(poisoned))
-	for i, p := range poisoned {
-		items[i] = store.Quarantine{ClaimID: p.ClaimID, Reason: p.Reason}
-	}
-	n, err := a.Store.Quarantine(ctx, in.LeaseOwner, items, a.now())
-	if err != nil {
-		return fmt.Errorf("verify: quarantine %d poison claims: %w", len(items), err)
-	}
-	if n < len(items) {
-		// The lease moved on (another batch holds them now): that batch
-		// meets the same panic and quarantines them.
-		activity.GetLogger(ctx).Warn("poison claims not quarantined: no longer leased here", "claims", len(items), "quarantined", n)
-	}
-	res.Quarantined = append(res.Quarantined, poisoned...)
-	return nil
 }

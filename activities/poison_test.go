@@ -49,7 +49,7 @@ func (p poisonURLTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 func (h *harness) useTransport(rt http.RoundTripper) {
 	gc := h.graph
 	gc.Transport = rt
-	h.acts.Graph = graph.New(gc)
+	h.acts.Tokens.Graph = graph.New(gc)
 }
 
 // checkAgainstTruth checks every claim but the poisoned ones against
@@ -224,7 +224,7 @@ func TestPanicInEveryCheckFailsTheActivity(t *testing.T) {
 	claims := h.submit(t, "brand-01", 30, 0.3, comments)
 	h.useTransport(&poisonTransport{})
 	_, err := h.env.ExecuteActivity(h.acts.VerifyClaims, activities.VerifyInput{
-		TenantID: "brand-01", TokenID: "platform", ClaimIDs: ids(claims), LeaseOwner: owner, LeaseTTL: time.Hour,
+		TenantID: "brand-01", TokenID: "platform", ClaimIDs: ids(claims), LeaseOwner: owner,
 	})
 	if err == nil || !strings.Contains(err.Error(), "fault of the worker") {
 		t.Fatalf("VerifyClaims = %v, want the activity failed", err)

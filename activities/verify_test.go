@@ -17,6 +17,7 @@ import (
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
+	"github.com/socialproof/verifier/internal/engine"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/secret"
@@ -49,11 +50,8 @@ func newHarness(t *testing.T) *harness {
 	gc := graph.Config{
 		BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret), Timeout: 5 * time.Second,
 	}
-	acts := &activities.Activities{
-		Store:           st,
-		Graph:           graph.New(gc),
-		PlatformTokenID: "platform",
-	}
+	// No Temporal client: calls are not paced (the limiter is not under test).
+	acts := engine.New(engine.Deps{Store: st, Graph: graph.New(gc), PlatformTokenID: "platform"}).Activities
 	var suite testsuite.WorkflowTestSuite
 	env := suite.NewTestActivityEnvironment()
 	env.RegisterActivity(acts)
@@ -96,7 +94,7 @@ func (h *harness) verifyWithGrace(t *testing.T, tenant, token string, claims []s
 		ids[i] = c.ID
 	}
 	v, err := h.env.ExecuteActivity(h.acts.VerifyClaims, activities.VerifyInput{
-		TenantID: tenant, TokenID: token, ClaimIDs: ids, LeaseOwner: owner, LeaseTTL: time.Hour, Final: final, Grace: grace,
+		TenantID: tenant, TokenID: token, ClaimIDs: ids, LeaseOwner: owner, Final: final, Grace: grace,
 	})
 	if err != nil {
 		t.Fatalf("VerifyClaims: %v", err)
@@ -229,9 +227,13 @@ func TestVerifyClaimsNeverRejectsOnFailure(t *testing.T) {
 				mu       sync.Mutex
 				outcomes = map[string]int{}
 			)
-			h.acts.OnGraphCall = func(tokenID, outcome string) {
+			h.acts.Limiter.OnCall = func(tokenID string, err error) {
 				mu.Lock()
 				defer mu.Unlock()
+				outcome := "ok"
+				if err != nil {
+					outcome = string(graph.ClassOf(err))
+				}
 				outcomes[tokenID+" "+outcome]++
 			}
 			claims := h.submit(t, tt.tenant, 30, 0, comments)
@@ -393,7 +395,7 @@ func TestStoredOnlyFinalCheckRejectsOnlyCoveredClaims(t *testing.T) {
 	}
 	storedFinal := func() activities.VerifyResult {
 		v, err := h.env.ExecuteActivity(h.acts.VerifyClaims, activities.VerifyInput{
-			TenantID: "brand-01", TokenID: "platform", ClaimIDs: ids, LeaseOwner: owner, LeaseTTL: time.Hour, Final: true, StoredOnly: true,
+			TenantID: "brand-01", TokenID: "platform", ClaimIDs: ids, LeaseOwner: owner, Final: true, StoredOnly: true,
 		})
 		if err != nil {
 			t.Fatalf("VerifyClaims: %v", err)

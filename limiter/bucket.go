@@ -1,7 +1,15 @@
-// Package limiter is the per-token call budget, as pure code: a rolling-window
-// bucket of permits and the policy that adapts it to what Meta reports. The
-// limiter workflow (workflows/limiter.go, id `limiter/<token-id>`) holds one
-// Bucket per token as durable state; every Graph API call spends a permit.
+// Package limiter is the per-token call budget: no Graph API call is made
+// without a permit from its token's limiter.
+//
+//   - bucket.go and policy.go are the pure core (no Temporal imports): a
+//     rolling-window bucket of permits and the policy that adapts it to what
+//     Meta reports.
+//   - contract.go names the workflow and its messages.
+//   - workflow.go is the Limiter workflow (id `limiter/<token-id>`), which
+//     holds one Bucket per token as durable state.
+//   - client.go and pacer.go are what a Graph activity uses: Client reserves
+//     permits (an Update-with-Start) and reports usage; a Pacer spends them,
+//     one per call, reserving more as the activity goes.
 //
 // A permit is a time at which one call may be made. Reserving never blocks:
 // it hands out the earliest times that keep every rolling window within the

@@ -3,8 +3,8 @@ package limiter
 import "time"
 
 // The limiter workflow's contract: its type, id, and the messages callers
-// and operators send it. The workflow itself lives in workflows/limiter.go;
-// the Graph activities send these messages.
+// and operators send it. The workflow is in workflow.go; Client (client.go)
+// sends these messages for the Graph activities.
 const (
 	WorkflowType = "Limiter"
 

@@ -68,7 +68,7 @@ func main() {
 	case "quarantine":
 		err = quarantine(ctx, args, os.Stdout)
 	case "tokens":
-		err = tokens(ctx, args, os.Stdin, os.Stdout)
+		err = tokensCmd(ctx, args, os.Stdin, os.Stdout)
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/tokens"
 	"github.com/socialproof/verifier/workflows"
 )
 
@@ -68,7 +69,7 @@ func setup(ctx context.Context, args []string) error {
 	if _, err := workflows.EnsureTokenHealthSchedule(ctx, tc, c.cfg); err != nil {
 		return err
 	}
-	fmt.Printf("schedule %s: every token checked every %v, expiring %v ahead\n", workflows.TokenHealthScheduleID, c.cfg.TokenHealthEvery, c.cfg.TokenExpiringWithin)
+	fmt.Printf("schedule %s: every token checked every %v, expiring %v ahead\n", tokens.HealthScheduleID, c.cfg.TokenHealthEvery, c.cfg.TokenExpiringWithin)
 	started, err := workflows.EnsureRunning(ctx, tc, c.cfg)
 	if err != nil {
 		return err

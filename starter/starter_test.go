@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/internal/testenv"
 )
@@ -142,7 +142,7 @@ func TestStatusWarnsAboutTheQueue(t *testing.T) {
 	}
 	// The Governor's alerts are the source of truth when it answers: its
 	// warning clears with hysteresis, and it knows about broken tokens.
-	gov := Status{Total: TenantStatus{Pending: 4500, Leased: 600}, Governor: &GovernorStatus{State: &policy.GovernorView{Alerts: []string{"tenant brand-02: own token broken"}}}}
+	gov := Status{Total: TenantStatus{Pending: 4500, Leased: 600}, Governor: &GovernorStatus{State: &governor.View{Alerts: []string{"tenant brand-02: own token broken"}}}}
 	if w := warnings(gov, 5000); len(w) != 1 || !strings.Contains(w[0], "brand-02") {
 		t.Fatalf("warnings = %v, want the Governor's", w)
 	}

@@ -15,7 +15,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/limiter"
 	"github.com/socialproof/verifier/workflows"
@@ -37,8 +37,8 @@ type Status struct {
 
 // GovernorStatus is the Governor's `state` query answer.
 type GovernorStatus struct {
-	State *policy.GovernorView `json:"state,omitempty"`
-	Error string               `json:"error,omitempty"`
+	State *governor.View `json:"state,omitempty"`
+	Error string         `json:"error,omitempty"`
 }
 
 // AuditStatus counts the audit of provisional approvals: from the store
@@ -199,8 +199,8 @@ func describeLimiters(ctx context.Context, c *command, tokens []store.Token) []L
 }
 
 func describeGovernor(ctx context.Context, c *command) *GovernorStatus {
-	var view policy.GovernorView
-	if err := queryLongRunning(ctx, c, policy.GovernorWorkflowID, policy.QueryGovernorState, &view); err != nil {
+	var view governor.View
+	if err := queryLongRunning(ctx, c, governor.WorkflowID, governor.QueryState, &view); err != nil {
 		return &GovernorStatus{Error: err.Error()}
 	}
 	return &GovernorStatus{State: &view}

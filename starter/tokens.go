@@ -15,13 +15,13 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
-	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/engine"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/tokens"
 	"github.com/socialproof/verifier/internal/vault"
 	"github.com/socialproof/verifier/limiter"
-	"github.com/socialproof/verifier/workflows"
 )
 
 const tokensUsage = `usage: starter tokens [list] [-json] [-temporal=false]
@@ -47,8 +47,8 @@ type TokenLine struct {
 	Used                *int      `json:"used,omitempty"` // permits in the limiter's window now; absent when not asked or not started
 }
 
-// tokens lists, connects and maintains Meta tokens.
-func tokens(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
+// tokensCmd lists, connects and maintains Meta tokens.
+func tokensCmd(ctx context.Context, args []string, in io.Reader, out io.Writer) error {
 	sub := "list"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		sub, args = args[0], args[1:]
@@ -219,12 +219,12 @@ func connectToken(ctx context.Context, args []string, in io.Reader, out io.Write
 		return err
 	}
 	defer tc.Close()
-	acts := &activities.Activities{
-		Store: st, Vault: keys, Temporal: tc, TaskQueue: workflows.TaskQueue, Speed: c.cfg.Speed,
-		PlatformTokenID: c.cfg.PlatformTokenID,
-		Graph:           graph.New(graph.Config{BaseURL: c.cfg.GraphURL, Version: c.cfg.GraphVersion, AppID: c.cfg.AppID, AppSecret: appSecret}),
-	}
-	conn := &activities.TokenConnector{A: acts, ExpiringWithin: c.cfg.TokenExpiringWithin}
+	eng := engine.New(engine.Deps{
+		Store: st, Vault: keys, Temporal: tc, Speed: c.cfg.Speed, PlatformTokenID: c.cfg.PlatformTokenID,
+		Graph: graph.New(graph.Config{BaseURL: c.cfg.GraphURL, Version: c.cfg.GraphVersion, AppID: c.cfg.AppID, AppSecret: appSecret}),
+	})
+	conn := eng.Connector
+	conn.ExpiringWithin = c.cfg.TokenExpiringWithin
 	tok, err := conn.Connect(ctx, *tenant, value)
 	if err != nil {
 		return err
@@ -300,9 +300,9 @@ func checkTokens(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer tc.Close()
-	if err := tc.ScheduleClient().GetHandle(ctx, workflows.TokenHealthScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
-		return fmt.Errorf("trigger %s (run `starter setup` first): %w", workflows.TokenHealthScheduleID, err)
+	if err := tc.ScheduleClient().GetHandle(ctx, tokens.HealthScheduleID).Trigger(ctx, client.ScheduleTriggerOptions{}); err != nil {
+		return fmt.Errorf("trigger %s (run `starter setup` first): %w", tokens.HealthScheduleID, err)
 	}
-	fmt.Fprintf(out, "schedule %s triggered: `starter tokens` shows the results once it ran\n", workflows.TokenHealthScheduleID)
+	fmt.Fprintf(out, "schedule %s triggered: `starter tokens` shows the results once it ran\n", tokens.HealthScheduleID)
 	return nil
 }

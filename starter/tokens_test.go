@@ -50,7 +50,7 @@ func TestTokensCommandListsWithoutValues(t *testing.T) {
 	}
 
 	var out bytes.Buffer
-	if err := tokens(ctx, []string{"-store", dsn, "-temporal=false"}, nil, &out); err != nil {
+	if err := tokensCmd(ctx, []string{"-store", dsn, "-temporal=false"}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	text := out.String()
@@ -65,7 +65,7 @@ func TestTokensCommandListsWithoutValues(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := tokens(ctx, []string{"list", "-store", dsn, "-temporal=false", "-json"}, nil, &out); err != nil {
+	if err := tokensCmd(ctx, []string{"list", "-store", dsn, "-temporal=false", "-json"}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	var lines []TokenLine
@@ -99,7 +99,7 @@ func TestTokensRotateKeys(t *testing.T) {
 
 	t.Setenv("TEST_TOKEN_KEYS", testKeyLine("k2", 2)+"\n"+testKeyLine("k1", 1)+"\n")
 	var out bytes.Buffer
-	if err := tokens(ctx, []string{"rotate-keys", "-store", dsn, "-token-keys", "env:TEST_TOKEN_KEYS"}, nil, &out); err != nil {
+	if err := tokensCmd(ctx, []string{"rotate-keys", "-store", dsn, "-token-keys", "env:TEST_TOKEN_KEYS"}, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "re-wrapped under key k2: 1") {
@@ -116,7 +116,7 @@ func TestTokensRotateKeys(t *testing.T) {
 
 	t.Setenv("TEST_TOKEN_KEYS", testKeyLine("k3", 3))
 	out.Reset()
-	err = tokens(ctx, []string{"rotate-keys", "-store", dsn, "-token-keys", "env:TEST_TOKEN_KEYS"}, nil, &out)
+	err = tokensCmd(ctx, []string{"rotate-keys", "-store", dsn, "-token-keys", "env:TEST_TOKEN_KEYS"}, nil, &out)
 	if err == nil || !strings.Contains(err.Error(), "tok-acme") {
 		t.Fatalf("rotating without the token's key: %v, want an error naming tok-acme", err)
 	}
@@ -125,15 +125,15 @@ func TestTokensRotateKeys(t *testing.T) {
 func TestTokensConnectNeedsKeysAndAToken(t *testing.T) {
 	_, dsn := seededStore(t)
 	ctx := context.Background()
-	err := tokens(ctx, []string{"connect", "-store", dsn, "-tenant", "acme"}, strings.NewReader("\n"), &bytes.Buffer{})
+	err := tokensCmd(ctx, []string{"connect", "-store", dsn, "-tenant", "acme"}, strings.NewReader("\n"), &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "no token given") {
 		t.Fatalf("connect with an empty stdin: %v", err)
 	}
-	err = tokens(ctx, []string{"connect", "-store", dsn, "-tenant", "acme"}, strings.NewReader("EAAGvalue\n"), &bytes.Buffer{})
+	err = tokensCmd(ctx, []string{"connect", "-store", dsn, "-tenant", "acme"}, strings.NewReader("EAAGvalue\n"), &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "TOKEN_KEYS_REF") || strings.Contains(err.Error(), "EAAGvalue") {
 		t.Fatalf("connect without master keys: %v", err)
 	}
-	if err := tokens(ctx, []string{"bogus"}, nil, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
+	if err := tokensCmd(ctx, []string{"bogus"}, nil, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "unknown subcommand") {
 		t.Fatalf("unknown subcommand: %v", err)
 	}
 }

@@ -1,5 +1,6 @@
 // Command worker runs the verification engine's Temporal worker: the
-// Dispatcher and TenantBatch workflows and the store and Graph API activities.
+// claim pipeline, the limiters, the Governor and token health (internal/engine),
+// the platform API, the codec server, Meta's webhooks and the metrics.
 //
 // Configuration comes from flags or environment variables; the defaults fit
 // the embedded setup of `make dev` (see the README).
@@ -27,10 +28,10 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.uber.org/zap"
 
-	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/api"
 	"github.com/socialproof/verifier/internal/codec"
 	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/engine"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/logging"
 	"github.com/socialproof/verifier/internal/secret"
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string) error {
 	defer c.Close()
 
 	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	acts := &activities.Activities{
+	deps := engine.Deps{
 		Store: st,
 		Graph: graph.New(graph.Config{
 			BaseURL: cfg.GraphURL, Version: cfg.GraphVersion, AppID: cfg.AppID, AppSecret: appSecret,
@@ -129,7 +130,6 @@ func run(ctx context.Context, args []string) error {
 		PlatformTokenID: cfg.PlatformTokenID,
 		Vault:           tokenKeys,
 		Temporal:        c,
-		TaskQueue:       workflows.TaskQueue,
 		Speed:           cfg.Speed,
 		UserRiskTTL:     cfg.Scaled(cfg.UserRiskTTL),
 	}
@@ -137,9 +137,11 @@ func run(ctx context.Context, args []string) error {
 	if reg != nil {
 		graphCalls = newGraphCallCounter()
 		reg.MustRegister(graphCalls)
-		acts.OnGraphCall = func(tokenID, outcome string) { graphCalls.WithLabelValues(tokenID, outcome).Inc() }
+		deps.OnGraphCall = func(tokenID string, err error) { graphCalls.WithLabelValues(tokenID, callOutcome(err)).Inc() }
 	}
-	workflows.Register(w, acts)
+	eng := engine.New(deps)
+	eng.Connector.ExpiringWithin = cfg.TokenExpiringWithin
+	eng.Register(w)
 	z.Info("worker starting",
 		zap.String("taskQueue", workflows.TaskQueue),
 		zap.String("temporal", cfg.TemporalAddress),
@@ -153,7 +155,7 @@ func run(ctx context.Context, args []string) error {
 	// callback comes to the API's and the webhooks' address alike.
 	var connector api.TokenService
 	if tokenKeys != nil {
-		connector = &activities.TokenConnector{A: acts, ExpiringWithin: cfg.TokenExpiringWithin}
+		connector = eng.Connector
 		z.Info("tenants' tokens stored encrypted", zap.String("activeKey", tokenKeys.ActiveKey()))
 	}
 	var hooks *webhook.Handler

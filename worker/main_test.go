@@ -15,8 +15,8 @@ import (
 
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/governor"
 	"github.com/socialproof/verifier/internal/metasim"
-	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/workflows"
 )
@@ -134,7 +134,7 @@ func TestWorkerServesMetricsAfterARun(t *testing.T) {
 	if v, _ := sum("verifier_graph_calls_total", map[string]string{"outcome": "throttled"}); v != 0 {
 		t.Errorf("%v throttled calls under a budget far from its limit", v)
 	}
-	if v, _ := sum("verifier_mode", map[string]string{"tenant": policy.AllTenants}); v != 1 {
+	if v, _ := sum("verifier_mode", map[string]string{"tenant": governor.AllTenants}); v != 1 {
 		t.Errorf("verifier_mode for all standard tenants: %v, want one mode at 1", v)
 	}
 	if v, _ := sum("verifier_limiter_budget_calls", map[string]string{"token": tenants.PlatformToken}); v <= 0 {

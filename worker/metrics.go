@@ -10,7 +10,8 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
+	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/internal/webhook"
 	"github.com/socialproof/verifier/limiter"
@@ -116,11 +117,11 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 
 	if c.temporal != nil {
-		var g policy.GovernorView
-		if v, err := c.temporal.QueryWorkflow(ctx, policy.GovernorWorkflowID, "", policy.QueryGovernorState); err != nil || v.Get(&g) != nil {
+		var g governor.View
+		if v, err := c.temporal.QueryWorkflow(ctx, governor.WorkflowID, "", governor.QueryState); err != nil || v.Get(&g) != nil {
 			failed["governor"]++
 		} else {
-			gauge(descMode, 1, policy.AllTenants, string(g.StandardMode))
+			gauge(descMode, 1, governor.AllTenants, string(g.StandardMode))
 			for tenant, mode := range g.Overrides {
 				gauge(descMode, 1, tenant, string(mode))
 			}
@@ -201,4 +202,12 @@ func newGraphCallCounter() *prometheus.CounterVec {
 		Name: "verifier_graph_calls_total",
 		Help: "Graph API calls this worker made, by token and outcome (ok, or the error class: transient, throttled, token_broken, permission, not_found, permanent).",
 	}, []string{"token", "outcome"})
+}
+
+// callOutcome is a Graph call's outcome label: "ok", or its error's class.
+func callOutcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return string(graph.ClassOf(err))
 }

@@ -84,6 +84,7 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 	sctx := workflow.WithActivityOptions(ctx, storeActivityOptions)
 	gctx := workflow.WithActivityOptions(ctx, graphActivityOptions)
 	runStart := st.Rounds
+	permitsInActivity := workflow.GetVersion(ctx, changePermitsInActivity, workflow.DefaultVersion, 1) == 1
 	memoRevoked, memoConfirmed := int64(-1), int64(-1)
 
 	for {
@@ -106,23 +107,12 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 		for _, g := range groups {
 			for start := 0; start < len(g.ClaimIDs); start += in.ChunkSize {
 				chunk := g.ClaimIDs[start:min(start+in.ChunkSize, len(g.ClaimIDs))]
-				var resp limiter.ReserveResponse
-				if err := workflow.ExecuteActivity(sctx, a.ReservePermits, activities.ReserveInput{TokenID: g.TokenID, N: len(chunk), Class: limiter.Audit}).Get(ctx, &resp); err != nil {
-					log.Warn("audit reservation failed", "TokenID", g.TokenID, "error", err)
-					st.Idle = "reservation failed"
+				if !permitsInActivity && !reserveLegacy(ctx, sctx, g.TokenID, len(chunk), &st) {
 					break round
-				}
-				if len(resp.Permits) == 0 {
-					st.Idle = "no spare permit on " + g.TokenID
-					break round
-				}
-				if wait := resp.Permits[0].At.Sub(workflow.Now(ctx)); wait > 0 {
-					_ = workflow.Sleep(ctx, wait)
 				}
 				var r activities.VerifyResult
 				err := workflow.ExecuteActivity(gctx, a.VerifyClaims, activities.VerifyInput{
-					TenantID: g.TenantID, TokenID: g.TokenID, ClaimIDs: chunk,
-					Permits: resp.Permits, Guard: resp.Guard, Class: limiter.Audit, Audit: true, Grace: in.MinAge,
+					TenantID: g.TenantID, TokenID: g.TokenID, ClaimIDs: chunk, Class: limiter.Audit, Audit: true, Grace: in.MinAge,
 				}).Get(ctx, &r)
 				if err != nil {
 					log.Warn("audit chunk failed", "TenantID", g.TenantID, "error", err)
@@ -140,7 +130,11 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 						stopped = true
 					}
 				}
-				if len(r.NeedPermits) > 0 || stopped {
+				switch {
+				case permitsInActivity && r.Calls == 0 && len(r.NeedPermits) == len(chunk):
+					st.Idle = "no spare permit on " + g.TokenID
+					break round
+				case len(r.NeedPermits) > 0 || stopped:
 					st.Idle = "spare permits ran out on " + g.TokenID
 					break round
 				}
@@ -163,4 +157,29 @@ func Audit(ctx workflow.Context, in AuditInput) error {
 			}
 		}
 	}
+}
+
+// changePermitsInActivity versions VerifyClaims reserving the audit's
+// permits itself: before it, the workflow reserved them (the ReservePermits
+// activity) and waited for the first.
+const changePermitsInActivity = "permits-in-activity"
+
+// reserveLegacy is an audit round's reservation as runs from before
+// permits-in-activity made it: a spare permit for each claim, waited for.
+// It reports false (and why, in st) when the round stops.
+func reserveLegacy(ctx, sctx workflow.Context, tokenID string, n int, st *AuditState) bool {
+	var resp limiter.ReserveResponse
+	if err := workflow.ExecuteActivity(sctx, "ReservePermits", limiter.ReserveInput{TokenID: tokenID, N: n, Class: limiter.Audit}).Get(ctx, &resp); err != nil {
+		workflow.GetLogger(ctx).Warn("audit reservation failed", "TokenID", tokenID, "error", err)
+		st.Idle = "reservation failed"
+		return false
+	}
+	if len(resp.Permits) == 0 {
+		st.Idle = "no spare permit on " + tokenID
+		return false
+	}
+	if wait := resp.Permits[0].At.Sub(workflow.Now(ctx)); wait > 0 {
+		_ = workflow.Sleep(ctx, wait)
+	}
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/systemtest"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/workflows"
 )
@@ -22,21 +23,21 @@ import (
 // flood; the slow tenant's claims wait pending, not leased.
 func TestClaimingLeasesNoMoreThanATokenCanRead(t *testing.T) {
 	ctx := context.Background()
-	w := startHybridWorld(t, metasim.Config{Seed: 5, Brands: 4, Premium: 1, MediaPerBrand: 30, PostsPerBrand: 1,
+	w := systemtest.StartWorld(t, metasim.Config{Seed: 5, Brands: 4, Premium: 1, MediaPerBrand: 30, PostsPerBrand: 1,
 		TenantBudget: metasim.Budget{Calls: 24, Window: time.Hour}}, func(c *config.Config) {
 		c.Mode = workflows.ModeVerify
 		c.ClaimHorizon = 10 * time.Minute
 		c.BatchSize = 100 // unaware, the first 30 runs would lease nothing but the flood
 	})
-	slow, others := w.tenantsBy(store.TierPremium)[0], w.tenantsBy(store.TierStandard)
+	slow, others := w.TenantsBy(store.TierPremium)[0], w.TenantsBy(store.TierStandard)
 	comments := func(n int, tenants ...string) []claim.Claim {
-		return w.generateWith(t, n, metasim.ClaimOptions{FraudRate: 0.1, Tenants: tenants,
+		return w.GenerateWith(t, n, metasim.ClaimOptions{FraudRate: 0.1, Tenants: tenants,
 			Kinds: map[string]float64{metasim.KindIGComment: 1}})
 	}
 	// The flood is older than the rest: unaware claiming takes it first.
-	flood := submitAll(t, w.st, comments(3000, slow)).accepted
-	rest := submitAll(t, w.st, comments(300, others...)).accepted
-	st, sim := w.st, w.sim
+	flood := systemtest.SubmitAll(t, w.St, comments(3000, slow)).Accepted
+	rest := systemtest.SubmitAll(t, w.St, comments(300, others...)).Accepted
+	st, sim := w.St, w.Sim
 
 	// 24 calls an hour within 10 minutes: 4 reads, one for each target in
 	// flight at most.

@@ -8,7 +8,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/socialproof/verifier/activities"
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
 )
 
 // DispatcherInput is fixed when the Schedule is created (`starter setup`).
@@ -24,7 +24,7 @@ type DispatcherInput struct {
 	ClaimHorizon time.Duration `json:",omitempty"`
 	Batch        BatchSettings // passed on to every TenantBatch; its Mode applies when the Governor cannot be reached
 	// Governor starts the Governor if a load report finds it not running.
-	Governor policy.GovernorStart
+	Governor governor.Start
 }
 
 // DispatchResult summarises one run.
@@ -58,11 +58,11 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 
 	modes := fallbackModes(in.Batch, batch.Groups)
 	if workflow.GetVersion(ctx, changeGovernor, workflow.DefaultVersion, 1) == 1 {
-		refs := make([]policy.TenantRef, len(batch.Groups))
+		refs := make([]governor.TenantRef, len(batch.Groups))
 		for i, g := range batch.Groups {
-			refs[i] = policy.TenantRef{ID: g.TenantID, Tier: string(g.Tier), TokenID: g.TokenID}
+			refs[i] = governor.TenantRef{ID: g.TenantID, Tier: string(g.Tier), TokenID: g.TokenID}
 		}
-		var d policy.Directive
+		var d governor.Directive
 		gctx := workflow.WithActivityOptions(ctx, governorActivityOptions)
 		if err := workflow.ExecuteActivity(gctx, a.ReportLoad, activities.ReportLoadInput{Tenants: refs, Start: in.Governor}).Get(ctx, &d); err != nil {
 			// Claims are leased: start their batches in the configured mode
@@ -129,12 +129,12 @@ func Dispatcher(ctx workflow.Context, in DispatcherInput) (DispatchResult, error
 const changeGovernor = "governor"
 
 // fallbackModes is what batches run in without the Governor's word (see
-// policy.ConfiguredMode).
-func fallbackModes(s BatchSettings, groups []activities.TenantGroup) policy.Directive {
-	configured := policy.Mode(s.Mode)
-	d := policy.Directive{Standard: policy.ConfiguredMode(configured, policy.TenantRef{Tier: policy.TierStandard}).Mode}
+// governor.ConfiguredMode).
+func fallbackModes(s BatchSettings, groups []activities.TenantGroup) governor.Directive {
+	configured := governor.Mode(s.Mode)
+	d := governor.Directive{Standard: governor.ConfiguredMode(configured, governor.TenantRef{Tier: governor.TierStandard}).Mode}
 	for _, g := range groups {
-		d.Tenants = append(d.Tenants, policy.ConfiguredMode(configured, policy.TenantRef{ID: g.TenantID, Tier: string(g.Tier)}))
+		d.Tenants = append(d.Tenants, governor.ConfiguredMode(configured, governor.TenantRef{ID: g.TenantID, Tier: string(g.Tier)}))
 	}
 	return d
 }

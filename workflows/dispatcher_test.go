@@ -13,7 +13,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/socialproof/verifier/activities"
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/workflows"
 )
@@ -96,10 +96,10 @@ func TestDispatcherRunsEachBatchInTheGovernorsMode(t *testing.T) {
 	t.Run("governor answers", func(t *testing.T) {
 		got := run(t, func(env *testsuite.TestWorkflowEnvironment, a *activities.Activities) {
 			env.OnActivity(a.ReportLoad, mock.Anything, mock.MatchedBy(func(in activities.ReportLoadInput) bool {
-				return len(in.Tenants) == 2 && in.Tenants[1] == policy.TenantRef{ID: "prem", Tier: "premium", TokenID: "tok-prem"}
-			})).Return(policy.Directive{Standard: policy.ModeHonor, Tenants: []policy.TenantMode{
-				{Tenant: "acme", Mode: policy.ModeHonor, Reason: "arrivals 25000/h above 20000/h"},
-				{Tenant: "prem", Mode: policy.ModeHonor, PlatformToken: true, Reason: "own token broken"},
+				return len(in.Tenants) == 2 && in.Tenants[1] == governor.TenantRef{ID: "prem", Tier: "premium", TokenID: "tok-prem"}
+			})).Return(governor.Directive{Standard: governor.ModeHonor, Tenants: []governor.TenantMode{
+				{Tenant: "acme", Mode: governor.ModeHonor, Reason: "arrivals 25000/h above 20000/h"},
+				{Tenant: "prem", Mode: governor.ModeHonor, PlatformToken: true, Reason: "own token broken"},
 			}}, nil).Once()
 		})
 		require.Equal(t, workflows.ModeHonor, got["acme"].Mode)
@@ -109,7 +109,7 @@ func TestDispatcherRunsEachBatchInTheGovernorsMode(t *testing.T) {
 	})
 	t.Run("governor unreachable", func(t *testing.T) {
 		got := run(t, func(env *testsuite.TestWorkflowEnvironment, a *activities.Activities) {
-			env.OnActivity(a.ReportLoad, mock.Anything, mock.Anything).Return(policy.Directive{}, errors.New("governor down"))
+			env.OnActivity(a.ReportLoad, mock.Anything, mock.Anything).Return(governor.Directive{}, errors.New("governor down"))
 		})
 		require.Equal(t, workflows.ModeSample, got["acme"].Mode, "auto without the Governor means sampling")
 		require.Equal(t, workflows.ModeVerify, got["prem"].Mode)

@@ -13,10 +13,12 @@ import (
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/engine"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/systemtest"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/internal/webhook"
 	"github.com/socialproof/verifier/workflows"
@@ -66,7 +68,7 @@ func runEvidenceScenario(t *testing.T, hooks bool) {
 	cfg.Speed = evidenceSpeed
 	cfg.Mode = workflows.ModeVerify // every claim gets real evidence or none: this test counts them
 	c := testenv.DevServer(t)
-	startWorker(t, c, &activities.Activities{
+	systemtest.StartWorker(t, c, engine.Deps{
 		Store:           st,
 		Graph:           graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
 		PlatformTokenID: tenants.PlatformToken,
@@ -98,26 +100,26 @@ func runEvidenceScenario(t *testing.T, hooks bool) {
 			}
 			batch = append(batch, cl)
 		}
-		submitted += submitAll(t, st, batch).accepted
+		submitted += systemtest.SubmitAll(t, st, batch).Accepted
 		time.Sleep(time.Second)
 	}
 	start := time.Now()
 	if os.Getenv("EVIDENCE_MINUTES") == "" {
 		testenv.Eventually(t, 6*time.Minute, time.Second, "every claim decided", func() (bool, string) {
-			open, decided := countClaims(t, st)
+			open, decided := systemtest.CountClaims(t, st)
 			return open == 0 && decided == submitted, fmt.Sprintf("open=%d decided=%d/%d", open, decided, submitted)
 		})
 	} else {
 		// The long run measures what is decided one platform hour after
 		// the last arrival; what is still open then counts as no evidence.
 		for deadline := start.Add(time.Hour / evidenceSpeed); time.Now().Before(deadline); time.Sleep(time.Second) {
-			if open, _ := countClaims(t, st); open == 0 {
+			if open, _ := systemtest.CountClaims(t, st); open == 0 {
 				break
 			}
 		}
 	}
 	took := time.Since(start)
-	open, _ := countClaims(t, st)
+	open, _ := systemtest.CountClaims(t, st)
 
 	decided, err := st.Decided(ctx, store.ExportFilter{})
 	if err != nil {

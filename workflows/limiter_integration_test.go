@@ -13,13 +13,14 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/engine"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/systemtest"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/limiter"
 	"github.com/socialproof/verifier/workflows"
@@ -33,7 +34,7 @@ type limiterWorld struct {
 	sim    *metasim.Sim
 	client client.Client
 	store  store.Store
-	acts   *activities.Activities
+	eng    *engine.Engine
 }
 
 const limiterSpeed = 120 // an hour in 30 s
@@ -64,17 +65,16 @@ func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim), run
 		}
 		valid = append(valid, c)
 	}
-	submitAll(t, st, valid)
+	systemtest.SubmitAll(t, st, valid)
 
 	c := testenv.DevServer(t)
-	acts := &activities.Activities{
+	eng := systemtest.StartWorker(t, c, engine.Deps{
 		Store:            st,
 		Graph:            graph.New(graph.Config{BaseURL: srv.URL, Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
 		PlatformTokenID:  tenants.PlatformToken,
 		Speed:            limiterSpeed,
 		LimiterRunLength: runLength,
-	}
-	startWorker(t, c, acts)
+	})
 	cfg := config.Default()
 	cfg.Mode = workflows.ModeVerify // every claim costs calls: this test is about the budget
 	cfg.Speed = limiterSpeed
@@ -83,7 +83,7 @@ func startLimiterWorld(t *testing.T, claims int, prepare func(*metasim.Sim), run
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.ScheduleClient().GetHandle(ctx, workflows.ScheduleID).Delete(ctx) })
-	return &limiterWorld{sim: sim, client: c, store: st, acts: acts}
+	return &limiterWorld{sim: sim, client: c, store: st, eng: eng}
 }
 
 // callsByToken is metasim's request log per token: simulated times of calls,
@@ -304,7 +304,7 @@ func TestLimiterStopsAfterThrottleUntilRegain(t *testing.T) {
 		t.Fatalf("%d throttled calls, want just the one that found the block", throttled["tok-brand-02"])
 	}
 	t.Logf("throttled at %v; next call %v later (regain %v); %d calls after", throttledAt.Format(time.TimeOnly), after[0].Sub(throttledAt), regain, len(after))
-	checkVerdictsAgainstTruth(t, lw.store, lw.sim.Truth(), 300)
+	systemtest.CheckVerdictsAgainstTruth(t, lw.store, lw.sim.Truth(), 300)
 }
 
 // TestLimiterContinuesAsNewUnderLoad forces a limiter through many
@@ -328,7 +328,7 @@ func TestLimiterContinuesAsNewUnderLoad(t *testing.T) {
 	// Read the activities' count first: every answer they got was counted by
 	// a limiter before it was sent, so the limiters' counts, read after,
 	// cannot be lower unless a reservation was lost.
-	answered := lw.acts.ReservationsAnswered.Load()
+	answered := lw.eng.Limiter.Answered.Load()
 	var reservations int64
 	for _, token := range []string{"platform", "tok-brand-02", "tok-brand-03"} {
 		v, err := lw.client.QueryWorkflow(ctx, limiter.WorkflowID(token), "", limiter.QueryState)
@@ -364,7 +364,7 @@ func TestLimiterContinuesAsNewUnderLoad(t *testing.T) {
 		t.Errorf("limiters counted %d reservations, activities got answers to %d: reservations lost", reservations, answered)
 	}
 	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" {
-		recordHistory(t, lw.client, fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", limiter.WorkflowID("platform")),
+		systemtest.RecordHistory(t, lw.client, fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus = 'ContinuedAsNew'", limiter.WorkflowID("platform")),
 			filepath.Join(dir, "limiter_continued.json"))
 	}
 	calls, throttled := lw.callsByToken()

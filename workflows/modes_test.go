@@ -9,8 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/governor"
 	"github.com/socialproof/verifier/internal/graph"
-	"github.com/socialproof/verifier/internal/policy"
 	"github.com/socialproof/verifier/internal/store"
 	"github.com/socialproof/verifier/workflows"
 )
@@ -86,10 +86,10 @@ func TestPremiumBatchFallsBackToThePlatformToken(t *testing.T) {
 			return activities.VerifyResult{Verified: len(in.ClaimIDs), Calls: len(in.ClaimIDs)}, nil
 		})
 	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil)
-	var alert policy.TokenAlert
-	env.OnSignalExternalWorkflow(mock.Anything, policy.GovernorWorkflowID, "", policy.SignalTokenAlert, mock.Anything).Return(
+	var alert governor.TokenAlert
+	env.OnSignalExternalWorkflow(mock.Anything, governor.WorkflowID, "", governor.SignalTokenAlert, mock.Anything).Return(
 		func(_, _, _, _ string, arg any) error {
-			alert = arg.(policy.TokenAlert)
+			alert = arg.(governor.TokenAlert)
 			return nil
 		}).Once()
 	in := batchInput(1, 2, 3, 4)
@@ -103,5 +103,5 @@ func TestPremiumBatchFallsBackToThePlatformToken(t *testing.T) {
 	require.Equal(t, 0, p.Deferred+p.Rejected)
 	require.Equal(t, 2, p.FellBack)
 	require.Contains(t, p.Alert, "tok-acme")
-	require.Equal(t, policy.TokenAlert{TokenID: "tok-acme", Tenant: "acme", Broken: true, Reason: "token_broken: code 190"}, alert)
+	require.Equal(t, governor.TokenAlert{TokenID: "tok-acme", Tenant: "acme", Broken: true, Reason: "token_broken: code 190"}, alert)
 }

@@ -1,7 +1,10 @@
-// Package workflows holds the Temporal workflows of the verification engine
-// and the names operators use to reach them (see the README's operator
-// contract): the Schedule, the Dispatcher it fires every interval, and one
-// TenantBatch child per tenant per dispatch.
+// Package workflows holds the claim pipeline's Temporal workflows and the
+// names operators use to reach them (see the README's operator contract):
+// the Schedule, the Dispatcher it fires every interval, one TenantBatch
+// child per tenant per dispatch, the audit of provisional approvals and the
+// evidence purge. The limiter, the Governor and token health keep their
+// workflows in their own packages (limiter, internal/governor,
+// internal/tokens); setup.go starts and registers them all.
 package workflows
 
 import (
@@ -9,7 +12,8 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
+	"github.com/socialproof/verifier/limiter"
 )
 
 // TaskQueue is where the worker polls for every workflow and activity.
@@ -28,11 +32,13 @@ const ScheduleID = "verification-dispatcher"
 // QueryProgress is answered by TenantBatch with its Progress.
 const QueryProgress = "progress"
 
-// Custom search attributes (Keyword), created by `starter setup`.
+// Custom search attributes (Keyword), created by `starter setup`: the
+// tenant of a batch, the token it reads with (the limiters' own), the mode
+// it runs in (the Governor's own).
 var (
 	TenantIDKey         = temporal.NewSearchAttributeKeyKeyword("TenantID")
-	TokenIDKey          = temporal.NewSearchAttributeKeyKeyword("TokenID")
-	VerificationModeKey = temporal.NewSearchAttributeKeyKeyword("VerificationMode")
+	TokenIDKey          = temporal.NewSearchAttributeKeyKeyword(limiter.TokenIDAttribute)
+	VerificationModeKey = governor.ModeKey
 )
 
 // SearchAttributeKeys lists the custom search attributes, for setup.
@@ -40,10 +46,10 @@ var SearchAttributeKeys = []temporal.SearchAttributeKeyKeyword{TenantIDKey, Toke
 
 // Verification modes, shown in the VerificationMode search attribute.
 const (
-	ModeVerify = string(policy.ModeVerify) // every verifiable claim checked with the Graph API
-	ModeSample = string(policy.ModeSample) // standard tenants: a sequential sample decides the batch
-	ModeHonor  = string(policy.ModeHonor)  // approved on honor, audited later
-	ModeAuto   = string(policy.ModeAuto)   // the Governor chooses sample or honor from the load
+	ModeVerify = string(governor.ModeVerify) // every verifiable claim checked with the Graph API
+	ModeSample = string(governor.ModeSample) // standard tenants: a sequential sample decides the batch
+	ModeHonor  = string(governor.ModeHonor)  // approved on honor, audited later
+	ModeAuto   = string(governor.ModeAuto)   // the Governor chooses sample or honor from the load
 )
 
 // BatchWorkflowID is `batch/<tenant-id>/<dispatch time>`.

@@ -3,7 +3,6 @@ package workflows_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http/httptest"
 	"os"
@@ -15,17 +14,18 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/worker"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/config"
+	"github.com/socialproof/verifier/internal/engine"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/secret"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/systemtest"
 	"github.com/socialproof/verifier/internal/testenv"
+	"github.com/socialproof/verifier/limiter"
 	"github.com/socialproof/verifier/workflows"
 )
 
@@ -93,13 +93,13 @@ func runPipeline(t *testing.T, backend string) {
 	for i, l := range lines {
 		valid[i] = l.Claim
 	}
-	submitted := submitAll(t, st, valid)
-	if dup := submitAll(t, st, valid[:100]); dup.accepted != 0 || dup.duplicates != 100 {
+	submitted := systemtest.SubmitAll(t, st, valid)
+	if dup := systemtest.SubmitAll(t, st, valid[:100]); dup.Accepted != 0 || dup.Duplicates != 100 {
 		t.Fatalf("resubmitting 100 claims: %+v, want 100 duplicates", dup)
 	}
 
 	c := testenv.DevServer(t)
-	startWorker(t, c, &activities.Activities{
+	systemtest.StartWorker(t, c, engine.Deps{
 		Store:           st,
 		Graph:           graph.New(graph.Config{BaseURL: srv.URL + "/", Version: "v21.0", AppID: sim.World().AppID, AppSecret: secret.New(appSecret)}),
 		PlatformTokenID: tenants.PlatformToken,
@@ -131,12 +131,12 @@ func runPipeline(t *testing.T, backend string) {
 				decided += n
 			}
 		}
-		return pending == 0 && leased == 0 && decided == submitted.accepted,
-			fmt.Sprintf("pending=%d leased=%d decided=%d/%d", pending, leased, decided, submitted.accepted)
+		return pending == 0 && leased == 0 && decided == submitted.Accepted,
+			fmt.Sprintf("pending=%d leased=%d decided=%d/%d", pending, leased, decided, submitted.Accepted)
 	})
-	t.Logf("%d claims decided in %v", submitted.accepted, time.Since(start).Round(time.Second))
+	t.Logf("%d claims decided in %v", submitted.Accepted, time.Since(start).Round(time.Second))
 
-	checkVerdictsAgainstTruth(t, st, sim.Truth(), submitted.accepted)
+	systemtest.CheckVerdictsAgainstTruth(t, st, sim.Truth(), submitted.Accepted)
 	checkBatchesVisible(t, c, tenants.Tenants)
 	checkEvidencePurge(t, c, st, cfg)
 
@@ -146,87 +146,6 @@ func runPipeline(t *testing.T, backend string) {
 	}
 	if dir := os.Getenv("RECORD_HISTORIES"); dir != "" && backend == testenv.SQLite {
 		recordHistories(t, c, dir)
-	}
-}
-
-// startWorker runs a worker with every workflow and the given activities
-// (their Temporal client and task queue filled in) on c, with the search
-// attributes created, as `starter setup` and the worker main do.
-func startWorker(t *testing.T, c client.Client, acts *activities.Activities) {
-	t.Helper()
-	acts.Temporal, acts.TaskQueue = c, workflows.TaskQueue
-	w := worker.New(c, workflows.TaskQueue, worker.Options{})
-	workflows.Register(w, acts)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	if _, err := workflows.EnsureSearchAttributes(context.Background(), c, "default"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-type submitCounts struct{ accepted, duplicates int }
-
-func submitAll(t *testing.T, st store.Store, claims []claim.Claim) submitCounts {
-	t.Helper()
-	var n submitCounts
-	for start := 0; start < len(claims); start += 1000 {
-		res, err := st.Submit(context.Background(), claims[start:min(start+1000, len(claims))], time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range res {
-			if r.Duplicate {
-				n.duplicates++
-			} else {
-				n.accepted++
-			}
-		}
-	}
-	return n
-}
-
-func checkVerdictsAgainstTruth(t *testing.T, st store.Store, truth map[string]bool, want int) {
-	t.Helper()
-	decided, err := st.Decided(context.Background(), store.ExportFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(decided) != want {
-		t.Fatalf("%d decided claims, want %d", len(decided), want)
-	}
-	byVerdict := map[string]int{}
-	var wrong []string
-	for _, c := range decided {
-		byVerdict[c.Verdict]++
-		genuine, known := truth[c.Tenant+"/"+c.Key]
-		var expect string
-		switch {
-		case !known:
-			t.Fatalf("claim %s/%s has no ground truth", c.Tenant, c.Key)
-		case !c.Kind.Verifiable():
-			expect = store.VerdictUnverifiable
-		case genuine:
-			expect = store.VerdictVerified
-		default:
-			expect = store.VerdictRejected
-		}
-		if c.Verdict != expect {
-			wrong = append(wrong, fmt.Sprintf("%s/%s %s genuine=%v: %s (%s), want %s", c.Tenant, c.Key, c.Kind, genuine, c.Verdict, c.Evidence, expect))
-		}
-		if c.Verdict == store.VerdictVerified && !strings.Contains(c.Evidence, `"match"`) {
-			t.Errorf("verified claim %s/%s has no matching action in its evidence: %s", c.Tenant, c.Key, c.Evidence)
-		}
-	}
-	t.Logf("verdicts: %v", byVerdict)
-	if len(wrong) > 0 {
-		t.Fatalf("%d verdicts disagree with ground truth, e.g.:\n%s", len(wrong), strings.Join(wrong[:min(10, len(wrong))], "\n"))
-	}
-	for _, v := range []string{store.VerdictVerified, store.VerdictRejected, store.VerdictUnverifiable} {
-		if byVerdict[v] == 0 {
-			t.Errorf("no %s verdicts: the workload should produce every kind", v)
-		}
 	}
 }
 
@@ -298,44 +217,9 @@ func recordHistories(t *testing.T, c client.Client, dir string) {
 	for _, r := range []struct{ workflowType, status, file string }{
 		{workflows.DispatcherWorkflow, "Completed", "dispatcher.json"},
 		{workflows.TenantBatchWorkflow, "Completed", "tenantbatch.json"},
-		{workflows.LimiterWorkflow, "Running", "limiter.json"},
+		{limiter.WorkflowType, "Running", "limiter.json"},
 		{workflows.EvidencePurgeWorkflow, "Completed", "evidence_purge.json"},
 	} {
-		recordHistory(t, c, fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = '%s'", r.workflowType, r.status), filepath.Join(dir, r.file))
+		systemtest.RecordHistory(t, c, fmt.Sprintf("WorkflowType = '%s' AND ExecutionStatus = '%s'", r.workflowType, r.status), filepath.Join(dir, r.file))
 	}
-}
-
-// recordHistory writes the longest history among the runs a visibility
-// query finds, as `temporal workflow show --output json` would.
-func recordHistory(t *testing.T, c client.Client, query, path string) {
-	t.Helper()
-	ctx := context.Background()
-	resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{Query: query})
-	if err != nil || len(resp.Executions) == 0 {
-		t.Fatalf("no run to record for %s: %v", query, err)
-	}
-	best := resp.Executions[0]
-	for _, e := range resp.Executions {
-		if e.HistoryLength > best.HistoryLength {
-			best = e
-		}
-	}
-	iter := c.GetWorkflowHistory(ctx, best.Execution.WorkflowId, best.Execution.RunId, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	var events []json.RawMessage
-	for iter.HasNext() {
-		ev, err := iter.Next()
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := protojson.Marshal(ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		events = append(events, b)
-	}
-	out, _ := json.MarshalIndent(map[string]any{"events": events}, "", "  ")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("recorded %s (%d events) to %s", best.Execution.WorkflowId, len(events), path)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/socialproof/verifier/internal/config"
 	"github.com/socialproof/verifier/internal/metasim"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/systemtest"
 	"github.com/socialproof/verifier/internal/testenv"
 	"github.com/socialproof/verifier/workflows"
 )
@@ -48,7 +49,7 @@ func (p *panicOn) RoundTrip(r *http.Request) (*http.Response, error) {
 func TestPoisonClaimIsQuarantinedAndItsBatchFinishes(t *testing.T) {
 	ctx := context.Background()
 	const appSecret = "poison-test-secret"
-	sim := metasim.New(metasim.Config{Seed: 7, Brands: 2, Premium: 1, Speed: hybridSpeed, AppSecret: appSecret,
+	sim := metasim.New(metasim.Config{Seed: 7, Brands: 2, Premium: 1, Speed: systemtest.Speed, AppSecret: appSecret,
 		PlatformBudget: metasim.Budget{Calls: 20_000, Window: time.Hour}, TenantBudget: metasim.Budget{Calls: 5_000, Window: time.Hour}})
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
@@ -84,10 +85,10 @@ func TestPoisonClaimIsQuarantinedAndItsBatchFinishes(t *testing.T) {
 	rt := &panicOn{target: poison.Target}
 
 	cfg := config.Default()
-	cfg.Speed = hybridSpeed
+	cfg.Speed = systemtest.Speed
 	c, _ := testenv.DevServerAt(t)
-	startEngine(t, c, cfg, st, sim, srv.URL, appSecret, tenants.PlatformToken, rt)
-	total := submitAll(t, st, claims).accepted
+	systemtest.StartEngine(t, c, cfg, st, sim, srv.URL, appSecret, tenants.PlatformToken, rt)
+	total := systemtest.SubmitAll(t, st, claims).Accepted
 
 	testenv.Eventually(t, 3*time.Minute, 500*time.Millisecond, "every claim decided but the poison one, quarantined", func() (bool, string) {
 		stats, err := st.Stats(ctx)

@@ -4,38 +4,34 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/socialproof/verifier/internal/engine"
 	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
-
-	"github.com/socialproof/verifier/workflows"
 )
 
 // TestReplay replays histories recorded from real runs (see recordHistories
 // in pipeline_test.go) against today's workflow code: a change to a
 // workflow's commands without workflow.GetVersion fails here.
 func TestReplay(t *testing.T) {
-	// tenantbatch_unpaced.json predates the limiter (workflow.GetVersion
-	// "limiter-permits" keeps it replaying).
+	// Histories from before a workflow.GetVersion change replay on its
+	// DefaultVersion branch:
 	// limiter_continued.json is a limiter run that ended in continue-as-new.
-	// *_before_governor.json predate the Governor (workflow.GetVersion
-	// "governor" and "hybrid-modes").
-	// tenantbatch_before_lease_while_queued.json predates lease extensions
-	// while a batch waits for a busy limiter ("lease-while-queued") and the
-	// re-check's stored-evidence passes ("recheck-stored").
-	// tenantbatch_before_one_reader.json predates re-checks waiting for
-	// another batch's read of the same target ("one-reader-per-target").
+	// dispatcher_before_governor.json predates the Governor ("governor").
 	// governor_before_backlog_rule.json predates the backlog rule
 	// ("backlog-rule": it replays on the plan's arrival rule).
-	// tenantbatch_honor_before_stored_first.json predates honor batches
-	// deciding from stored evidence first ("honor-stored-first").
+	// audit.json, chaos_audit.json and tokenhealth.json predate their
+	// activities reserving their own permits ("permits-in-activity").
+	//
+	// TenantBatch started afresh when its activities began negotiating their
+	// own permits (issue 20): nothing deployed ran the older commands, so
+	// its older histories went with the branches that replayed them. From
+	// here on, a change to its commands gets a workflow.GetVersion and a
+	// history here, like every other workflow's.
 	for _, file := range []string{
 		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
 		"limiter.json", "limiter_continued.json", "governor.json", "audit.json", "evidence_purge.json",
-		"dispatcher_before_governor.json", "tenantbatch_before_governor.json", "tenantbatch_unpaced.json",
-		"tenantbatch_before_lease_while_queued.json", "tenantbatch_before_one_reader.json",
-		"governor_before_backlog_rule.json", "tenantbatch_honor_before_stored_first.json",
+		"dispatcher_before_governor.json", "governor_before_backlog_rule.json",
 		// chaos_<type>.json: per workflow type, the history that saw the most
-		// faults in a chaos run (go run ./cmd/chaos -scenarios sigkill
+		// faults in a chaos run (go run ./chaos -scenarios sigkill
 		// -claims 3000 -record-histories workflows/testdata).
 		"chaos_dispatcher.json", "chaos_tenantbatch.json", "chaos_limiter.json", "chaos_governor.json",
 		"chaos_audit.json", "chaos_evidencepurge.json",
@@ -45,13 +41,7 @@ func TestReplay(t *testing.T) {
 	} {
 		t.Run(file, func(t *testing.T) {
 			r := worker.NewWorkflowReplayer()
-			r.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
-			r.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
-			r.RegisterWorkflowWithOptions(workflows.Limiter, workflow.RegisterOptions{Name: workflows.LimiterWorkflow})
-			r.RegisterWorkflowWithOptions(workflows.Governor, workflow.RegisterOptions{Name: workflows.GovernorWorkflow})
-			r.RegisterWorkflowWithOptions(workflows.Audit, workflow.RegisterOptions{Name: workflows.AuditWorkflow})
-			r.RegisterWorkflowWithOptions(workflows.EvidencePurge, workflow.RegisterOptions{Name: workflows.EvidencePurgeWorkflow})
-			r.RegisterWorkflowWithOptions(workflows.TokenHealth, workflow.RegisterOptions{Name: workflows.TokenHealthWorkflow})
+			engine.RegisterWorkflows(r)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, filepath.Join("testdata", file)); err != nil {
 				t.Fatalf("replay %s: %v", file, err)
 			}

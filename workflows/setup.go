@@ -11,26 +11,13 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
-	"go.temporal.io/sdk/worker"
-	"go.temporal.io/sdk/workflow"
 
 	"github.com/socialproof/verifier/activities"
 	"github.com/socialproof/verifier/internal/config"
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
 	"github.com/socialproof/verifier/internal/store"
+	"github.com/socialproof/verifier/internal/tokens"
 )
-
-// Register adds every workflow and activity to a worker.
-func Register(w worker.Registry, a *activities.Activities) {
-	w.RegisterWorkflowWithOptions(Dispatcher, workflow.RegisterOptions{Name: DispatcherWorkflow})
-	w.RegisterWorkflowWithOptions(TenantBatch, workflow.RegisterOptions{Name: TenantBatchWorkflow})
-	w.RegisterWorkflowWithOptions(Limiter, workflow.RegisterOptions{Name: LimiterWorkflow})
-	w.RegisterWorkflowWithOptions(Governor, workflow.RegisterOptions{Name: GovernorWorkflow})
-	w.RegisterWorkflowWithOptions(Audit, workflow.RegisterOptions{Name: AuditWorkflow})
-	w.RegisterWorkflowWithOptions(EvidencePurge, workflow.RegisterOptions{Name: EvidencePurgeWorkflow})
-	w.RegisterWorkflowWithOptions(TokenHealth, workflow.RegisterOptions{Name: TokenHealthWorkflow})
-	w.RegisterActivity(a)
-}
 
 // EnsureSearchAttributes creates the custom search attributes that are
 // missing in the namespace; existing ones are left alone.
@@ -143,8 +130,8 @@ func NewScheduleConfig(cfg config.Config) ScheduleConfig {
 }
 
 // NewGovernorStart is the Governor's input from the engine configuration.
-func NewGovernorStart(cfg config.Config) policy.GovernorStart {
-	return policy.GovernorStart{Mode: policy.Mode(cfg.Mode), Thresholds: cfg.Thresholds(), Speed: cfg.Speed}
+func NewGovernorStart(cfg config.Config) governor.Start {
+	return governor.Start{Mode: governor.Mode(cfg.Mode), Thresholds: cfg.Thresholds(), Speed: cfg.Speed}
 }
 
 // NewAuditInput is the audit's input from the engine configuration: it
@@ -161,7 +148,7 @@ func EnsureRunning(ctx context.Context, c client.Client, cfg config.Config) (sta
 		id, typ string
 		arg     any
 	}{
-		{policy.GovernorWorkflowID, GovernorWorkflow, NewGovernorStart(cfg)},
+		{governor.WorkflowID, governor.WorkflowType, NewGovernorStart(cfg)},
 		{AuditWorkflowID, AuditWorkflow, NewAuditInput(cfg)},
 	} {
 		run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
@@ -201,13 +188,13 @@ func EnsurePurgeSchedule(ctx context.Context, c client.Client, cfg config.Config
 func EnsureTokenHealthSchedule(ctx context.Context, c client.Client, cfg config.Config) (created bool, err error) {
 	every := max(time.Second, cfg.Scaled(cfg.TokenHealthEvery))
 	action := &client.ScheduleWorkflowAction{
-		ID:                 TokenHealthScheduleID,
-		Workflow:           TokenHealthWorkflow,
-		Args:               []any{TokenHealthInput{ExpiringWithin: cfg.TokenExpiringWithin, MaxWait: min(every, 10*time.Minute)}},
+		ID:                 tokens.HealthScheduleID,
+		Workflow:           tokens.HealthWorkflowType,
+		Args:               []any{tokens.HealthInput{ExpiringWithin: cfg.TokenExpiringWithin, MaxWait: min(every, 10*time.Minute)}},
 		TaskQueue:          TaskQueue,
 		WorkflowRunTimeout: max(time.Minute, every),
 	}
-	return ensureSchedule(ctx, c, TokenHealthScheduleID, every, action, "checks every Meta token's health with debug_token; created by `starter setup`")
+	return ensureSchedule(ctx, c, tokens.HealthScheduleID, every, action, "checks every Meta token's health with debug_token; created by `starter setup`")
 }
 
 // AppTokenBudget is the app token's budget when setup first registers it:

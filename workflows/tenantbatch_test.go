@@ -14,17 +14,11 @@ import (
 	"github.com/socialproof/verifier/internal/claim"
 	"github.com/socialproof/verifier/internal/graph"
 	"github.com/socialproof/verifier/internal/store"
-	"github.com/socialproof/verifier/limiter"
 	"github.com/socialproof/verifier/workflows"
 )
 
 func newEnv(t *testing.T) (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
 	env, a := newBareEnv()
-	// The limiter grants every reservation at once unless a test says otherwise.
-	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
-			return grant(env.Now(), in.N, 0), nil
-		}).Maybe()
 	// No other batch reads the same targets unless a test says otherwise.
 	env.OnActivity(a.BehindReaders, mock.Anything, mock.Anything).Return([]int64(nil), nil).Maybe()
 	return env, a
@@ -40,15 +34,6 @@ func newBareEnv() (*testsuite.TestWorkflowEnvironment, *activities.Activities) {
 	env.RegisterWorkflowWithOptions(workflows.TenantBatch, workflow.RegisterOptions{Name: workflows.TenantBatchWorkflow})
 	env.RegisterWorkflowWithOptions(workflows.Dispatcher, workflow.RegisterOptions{Name: workflows.DispatcherWorkflow})
 	return env, a
-}
-
-// grant returns n permits, spaced by every.
-func grant(at time.Time, n int, every time.Duration) limiter.ReserveResponse {
-	r := limiter.ReserveResponse{Guard: time.Second}
-	for i := range n {
-		r.Permits = append(r.Permits, limiter.Permit{Seq: int64(i + 1), At: at.Add(time.Duration(i) * every)})
-	}
-	return r
 }
 
 func batchInput(ids ...int64) workflows.TenantBatchInput {
@@ -72,7 +57,7 @@ func TestTenantBatchDecidesByRuleVerifiesAndRechecksAbsentClaims(t *testing.T) {
 	// no call: a webhook proved claim 1.
 	var recheckAt time.Time
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool {
-		return !in.Final && in.StoredOnly && len(in.ClaimIDs) == 3 && in.Permits == nil
+		return !in.Final && in.StoredOnly && len(in.ClaimIDs) == 3
 	})).Return(activities.VerifyResult{Verified: 1, ByWebhook: 1, Absent: []int64{2, 3}}, nil).Once()
 	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(1, nil).Once()
 	// After the grace delay, stored evidence first, with no permit: a
@@ -185,20 +170,19 @@ func TestTenantBatchAnswersProgressQuery(t *testing.T) {
 	require.NoError(t, env.GetWorkflowError())
 }
 
-// A limiter with no permit to give for longer than the lease: the batch
-// keeps its claims leased while it asks again, or the next dispatch would
-// lease them to a second batch that would queue for the same permits.
+// A limiter with no permit to give for longer than the lease: the read
+// hands its claims back with the limiter's time, and the batch waits for
+// it keeping its claims leased, or the next dispatch would lease them to a
+// second batch that would queue for the same permits. Each run looks at
+// stored evidence first (inside the activity), so no separate stored pass
+// is needed while it waits.
 func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
-	env, a := newBareEnv() // the limiter's answers are this test's
-	env.OnActivity(a.BehindReaders, mock.Anything, mock.Anything).Return([]int64(nil), nil)
-
+	env, a := newEnv(t)
 	in := batchInput(1, 2)
 	leaseEnd := env.Now().Add(in.LeaseTTL)
 	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
 		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2},
 	}, nil)
-	// Stored evidence never settles them: the first check, the re-check's
-	// stored pass, and a look every grace delay while the limiter is busy.
 	storedChecks := 0
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly })).
 		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
@@ -210,29 +194,62 @@ func TestTenantBatchKeepsClaimsLeasedWhileTheLimiterIsBusy(t *testing.T) {
 		leaseEnd = env.Now().Add(in.TTL)
 		return len(in.ClaimIDs), nil
 	})
-	// Three answers of "ask again in 25 minutes" (the lease is 10), then permits.
-	asked := 0
-	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
-		require.True(t, env.Now().Before(leaseEnd), "claims unleased at %v (lease ended %v)", env.Now(), leaseEnd)
-		asked++
-		if asked <= 3 {
-			return limiter.ReserveResponse{RetryAt: env.Now().Add(25 * time.Minute), Spacing: 18 * time.Second}, nil
-		}
-		return grant(env.Now(), in.N, 0), nil
-	})
+	// Three answers of "no permit before 25 minutes from now" (the lease
+	// is 10), then the read.
+	reads := 0
 	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.StoredOnly })).
-		Return(func(_ context.Context, _ activities.VerifyInput) (activities.VerifyResult, error) {
-			require.True(t, env.Now().Before(leaseEnd), "claims unleased when read")
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			require.True(t, env.Now().Before(leaseEnd), "claims unleased at %v (lease ended %v)", env.Now(), leaseEnd)
+			require.Equal(t, []int64{1, 2}, in.ClaimIDs)
+			reads++
+			if reads <= 3 {
+				return activities.VerifyResult{NeedPermits: in.ClaimIDs, RetryAt: env.Now().Add(25 * time.Minute)}, nil
+			}
 			return activities.VerifyResult{Verified: 2, Calls: 1}, nil
-		}).Once()
+		})
 
+	start := env.Now()
 	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, in)
 	require.NoError(t, env.GetWorkflowError())
 	var p workflows.Progress
 	require.NoError(t, env.GetWorkflowResult(&p))
 	require.Equal(t, 2, p.Verified)
-	require.Equal(t, 4, asked)
-	require.Equal(t, 4, storedChecks, "first check, re-check, and before each of the 2 later asks")
+	require.Equal(t, 4, reads)
+	require.Equal(t, 2, storedChecks, "the first check and the re-check's stored pass")
+	require.GreaterOrEqual(t, env.Now().Sub(start), 75*time.Minute, "it waited for the limiter's times")
+}
+
+// An operator paused the token's limiter: the claims go back to pending,
+// never rejected, and the batch ends.
+func TestTenantBatchHandsClaimsBackWhenTheLimiterIsPaused(t *testing.T) {
+	env, a := newEnv(t)
+	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
+		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2},
+	}, nil)
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return in.StoredOnly })).
+		Return(func(_ context.Context, in activities.VerifyInput) (activities.VerifyResult, error) {
+			return activities.VerifyResult{Absent: in.ClaimIDs}, nil
+		})
+	env.OnActivity(a.ExtendLease, mock.Anything, mock.Anything).Return(2, nil)
+	env.OnActivity(a.VerifyClaims, mock.Anything, mock.MatchedBy(func(in activities.VerifyInput) bool { return !in.StoredOnly })).
+		Return(activities.VerifyResult{NeedPermits: []int64{1, 2}, Paused: true}, nil).Once()
+	var deferred activities.DeferInput
+	env.OnActivity(a.DeferClaims, mock.Anything, mock.Anything).Return(func(_ context.Context, in activities.DeferInput) (int, error) {
+		deferred = in
+		return len(in.Deferrals), nil
+	}).Once()
+
+	env.ExecuteWorkflow(workflows.TenantBatchWorkflow, batchInput(1, 2))
+	require.NoError(t, env.GetWorkflowError())
+	var p workflows.Progress
+	require.NoError(t, env.GetWorkflowResult(&p))
+	require.Equal(t, 0, p.Rejected)
+	require.Equal(t, 2, p.Deferred)
+	for _, d := range deferred.Deferrals {
+		require.Equal(t, graph.Throttled, d.Class)
+		require.Contains(t, d.Reason, "paused")
+	}
+	env.AssertExpectations(t)
 }
 
 // Evidence that arrives during the grace delay (a late webhook, another
@@ -272,10 +289,6 @@ func TestTenantBatchRecheckDecidesFromStoredEvidenceBeforeReading(t *testing.T) 
 // here; claim 3 is read once the other batch is done with its target.
 func TestTenantBatchRecheckWaitsForAnotherBatchsReadOfTheTarget(t *testing.T) {
 	env, a := newBareEnv() // BehindReaders answers are this test's
-	env.OnActivity(a.ReservePermits, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ReserveInput) (limiter.ReserveResponse, error) {
-			return grant(env.Now(), in.N, 0), nil
-		})
 	env.OnActivity(a.PlanBatch, mock.Anything, mock.Anything).Return(activities.Plan{
 		TenantKnown: true, Tier: store.TierStandard, TokenID: "platform", Verifiable: []int64{1, 2, 3},
 	}, nil)

@@ -8,7 +8,7 @@
 // decided exactly once, that every verdict agrees with the ground truth or
 // is a labelled provisional approval, that no genuine claim was rejected,
 // that nothing is left leased, and that no secret reached a workflow
-// history or a log. cmd/chaos (`make chaos`) runs the full suite; the test
+// history or a log. chaos (`make chaos`) runs the full suite; the test
 // of this package runs a short scenario in `make test`.
 package chaos
 

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/socialproof/verifier/internal/policy"
+	"github.com/socialproof/verifier/internal/governor"
 	"github.com/socialproof/verifier/internal/secret"
 )
 
@@ -51,7 +51,7 @@ type Config struct {
 	ClaimHorizon time.Duration
 	// Mode for standard tenants, the Governor's starting platform mode:
 	// "auto" (verify, or honor while standard claims back up past
-	// HonorOpenAbove; see policy.LoadThresholds), "verify" (every
+	// HonorOpenAbove; see governor.LoadThresholds), "verify" (every
 	// claim checked), "sample" (a sequential sample decides the batch; see
 	// internal/policy) or "honor". Operators change it with set-mode.
 	Mode string
@@ -225,7 +225,7 @@ func (c Config) Validate() error {
 	if c.Scaled(c.Interval) < time.Second {
 		errs = append(errs, fmt.Errorf("interval %v at speed %v is under a second, the Schedule's resolution", c.Interval, c.Speed))
 	}
-	if _, err := policy.ParseMode(c.Mode); err != nil {
+	if _, err := governor.ParseMode(c.Mode); err != nil {
 		errs = append(errs, err)
 	}
 	if err := c.Thresholds().Validate(); err != nil {
@@ -270,9 +270,9 @@ func (c Config) Validate() error {
 }
 
 // Thresholds are the Governor's thresholds from the configuration.
-func (c Config) Thresholds() policy.LoadThresholds {
-	return policy.DefaultLoadThresholds().Merge(policy.LoadThresholds{
-		HonorAbove: c.HonorAbove, HonorBelow: c.HonorBelow, HonorOpenAbove: c.HonorOpenAbove, HonorOpenBelow: c.HonorOpenBelow, MinDwell: policy.Duration(c.ModeDwell), QueueWarning: c.QueueWarning,
+func (c Config) Thresholds() governor.LoadThresholds {
+	return governor.DefaultLoadThresholds().Merge(governor.LoadThresholds{
+		HonorAbove: c.HonorAbove, HonorBelow: c.HonorBelow, HonorOpenAbove: c.HonorOpenAbove, HonorOpenBelow: c.HonorOpenBelow, MinDwell: governor.Duration(c.ModeDwell), QueueWarning: c.QueueWarning,
 	})
 }
 

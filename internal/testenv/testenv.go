@@ -148,7 +148,7 @@ func devServer(t testing.TB, tune func(*testsuite.DevServerOptions)) *testsuite.
 
 // StartDevServer starts a Temporal dev server from the CLI at cli, on free
 // ports with an in-memory database, its output to out; Stop stops it. The
-// bench (cmd/bench) starts its servers with it too.
+// bench (bench) starts its servers with it too.
 func StartDevServer(ctx context.Context, cli string, out io.Writer) (*testsuite.DevServer, error) {
 	return startDevServer(ctx, devServerOptions(cli, out))
 }

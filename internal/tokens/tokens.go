@@ -1,8 +1,19 @@
-// Package tokens judges tenants' Meta tokens: which scopes a tenant's
-// accounts need, and what state a token is in from what /debug_token says
-// about it. It is pure logic on graph.TokenInfo; the calls are made by the
-// activities (connect, health check), budgeted through the app token's
-// limiter.
+// Package tokens is everything about Meta access tokens: which token reads
+// a tenant's evidence, opening it for a call, connecting tenants' own
+// tokens, and their health.
+//
+//   - tokens.go is the pure core (no Temporal imports): which scopes a
+//     tenant's accounts need, and what state a token is in from what
+//     /debug_token says about it.
+//   - sessions.go opens a Graph session for a token known by id, inside the
+//     activity making the call: values never travel through Temporal.
+//   - connect.go connects a tenant's own token (the platform API, `starter
+//     tokens connect`) and takes Meta's deauthorization callback.
+//   - health.go is the TokenHealth workflow (the `token-health` Schedule),
+//     and activities.go its activities and the Governor's token probe.
+//
+// Calls with the app token (debug_token) are budgeted through its own
+// limiter, `limiter/app`.
 package tokens
 
 import (

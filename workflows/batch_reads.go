@@ -1,0 +1,57 @@
+package workflows
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/socialproof/verifier/activities"
+	"github.com/socialproof/verifier/internal/graph"
+)
+
+// readChunk checks a chunk with Graph reads. The activity negotiates its
+// permits with the token's limiter itself; when the limiter has none to
+// give soon enough it hands the unchecked claims back with the time to ask
+// again, and the batch waits for it here, durably, keeping the lease, then
+// runs them again (each run looks at stored evidence first: another
+// batch's read may have settled them meanwhile). A paused limiter hands
+// the claims back to pending.
+func (b *tenantBatch) readChunk(ctx workflow.Context, tokenID string, ids []int64, final bool) activities.VerifyResult {
+	var a *activities.Activities
+	actx := workflow.WithActivityOptions(ctx, graphActivityOptions)
+	in := activities.VerifyInput{
+		TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: ids,
+		LeaseOwner: b.in.LeaseOwner, Final: final, Grace: b.s.RecheckDelay,
+	}
+	var total activities.VerifyResult
+	for {
+		// The claims stay leased for as long as the activity may run.
+		b.holdLease(ctx, workflow.Now(ctx).Add(graphActivityOptions.StartToCloseTimeout))
+		var r activities.VerifyResult
+		if err := workflow.ExecuteActivity(actx, a.VerifyClaims, in).Get(ctx, &r); err != nil {
+			workflow.GetLogger(ctx).Warn("VerifyClaims failed; claims go back to pending", "claims", len(in.ClaimIDs), "error", err)
+			r = failedChunk(in.ClaimIDs, "verify activity failed")
+		}
+		b.count(r)
+		total.Absent = append(total.Absent, r.Absent...)
+		total.Deferred = append(total.Deferred, r.Deferred...)
+		if len(r.NeedPermits) == 0 {
+			return total
+		}
+		if r.Paused {
+			for _, id := range r.NeedPermits {
+				total.Deferred = append(total.Deferred, activities.Failed{ClaimID: id, Class: graph.Throttled, Reason: "limiter granted no permits (paused)"})
+			}
+			return total
+		}
+		in.ClaimIDs = r.NeedPermits
+		if wait := r.RetryAt.Sub(workflow.Now(ctx)); wait > 0 {
+			// Other callers hold the permits due soon: ask again when ours come.
+			b.holdLease(ctx, r.RetryAt)
+			if err := workflow.Sleep(ctx, wait); err != nil {
+				for _, id := range in.ClaimIDs {
+					total.Deferred = append(total.Deferred, activities.Failed{ClaimID: id, Class: graph.Transient, Reason: "canceled"})
+				}
+				return total
+			}
+		}
+	}
+}
