@@ -19,7 +19,7 @@ func TestDeferRespectsNotBefore(t *testing.T) {
 		s := openStore(t, dsn)
 		ctx := context.Background()
 		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"))
-		if _, err := s.Claim(ctx, "w1", 2, time.Minute, t0); err != nil {
+		if _, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 2, TTL: time.Minute, Now: t0}); err != nil {
 			t.Fatal(err)
 		}
 		// Settle the second claim so its lapsing lease does not mix in below.
@@ -53,7 +53,7 @@ func TestDeferRespectsNotBefore(t *testing.T) {
 			{"at not_before", notBefore, ids[:1]},
 		}
 		for _, tt := range tests {
-			got, err := s.Claim(ctx, "w2", 5, time.Minute, tt.now)
+			got, err := s.Claim(ctx, store.ClaimParams{Owner: "w2", Limit: 5, TTL: time.Minute, Now: tt.now})
 			if err != nil {
 				t.Fatalf("%s: Claim: %v", tt.name, err)
 			}
@@ -69,7 +69,7 @@ func TestDecide(t *testing.T) {
 		s := openStore(t, dsn)
 		ctx := context.Background()
 		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"), newClaim("acme", "k3"))
-		if _, err := s.Claim(ctx, "w1", 2, time.Minute, t0); err != nil {
+		if _, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 2, TTL: time.Minute, Now: t0}); err != nil {
 			t.Fatal(err)
 		}
 		decidedAt := t0.Add(time.Second)
@@ -99,7 +99,7 @@ func TestDecide(t *testing.T) {
 			t.Errorf("decided claim: %+v", c)
 		}
 		// Decided claims are never claimed again, even long after their lease.
-		claimed, err := s.Claim(ctx, "w2", 10, time.Minute, t0.Add(24*time.Hour))
+		claimed, err := s.Claim(ctx, store.ClaimParams{Owner: "w2", Limit: 10, TTL: time.Minute, Now: t0.Add(24 * time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -194,7 +194,7 @@ func TestStatsAndDecided(t *testing.T) {
 		if ok, err := s.Revoke(ctx, beta[3], "", t0); err != nil || !ok {
 			t.Fatalf("Revoke: %v, %v", ok, err)
 		}
-		leased, err := s.Claim(ctx, "w1", 10, time.Minute, t0)
+		leased, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 10, TTL: time.Minute, Now: t0})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ type TenantLoad struct {
 // Quota bounds what ClaimQuotas leases for one tenant.
 //
 // A target is fed when a webhook delivered an action on it (any edge) seen at
-// or after fedSince, the argument of OpenLoad and ClaimQuotas; a zero
+// or after fedSince (OpenLoad's argument, ClaimQuotasParams.FedSince); a zero
 // fedSince counts no target as fed. Claims on a fed target are decided from
 // pushed evidence rather than a Graph read, so they cost the token nothing.
 type Quota struct {
@@ -42,7 +42,55 @@ type Quota struct {
 	Targets int
 }
 
-func (s *sqlStore) Claim(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error) {
+// ClaimParams says what Store.Claim leases, to whom and for how long.
+type ClaimParams struct {
+	// Owner is the lease owner (a batch): only it may extend, defer or
+	// quarantine the claims leased. Required.
+	Owner string
+	// Limit is the most claims leased; zero or less leases none.
+	Limit int
+	// TTL is how long the lease holds: until Now+TTL.
+	TTL time.Duration
+	// Now is when the claims are judged claimable (see Store.Claim) and the
+	// lease starts.
+	Now time.Time
+}
+
+// ClaimQuotasParams says what Store.ClaimQuotas leases, to whom and for how
+// long.
+type ClaimQuotasParams struct {
+	// Owner is the lease owner, as in ClaimParams. Required.
+	Owner string
+	// Quotas are the tenants claimed from, in this order, each within its
+	// Quota; tenants not in it are not claimed, and a tenant twice in it is
+	// an error.
+	Quotas []Quota
+	// Limit is the most claims leased in all; zero or less leases none.
+	Limit int
+	// FedSince: a target is fed when a webhook delivered an action on it
+	// seen at or after FedSince (see Quota); zero counts no target as fed.
+	FedSince time.Time
+	// TTL is how long the lease holds: until Now+TTL.
+	TTL time.Duration
+	// Now is when the claims are judged claimable and the lease starts.
+	Now time.Time
+}
+
+// LeaseExtension says whose leases Store.ExtendLease extends, and to when.
+type LeaseExtension struct {
+	// Owner is the lease owner: claims leased by another, or no longer
+	// leased, are left alone. Required.
+	Owner string
+	// ClaimIDs are the claims whose lease to extend.
+	ClaimIDs []int64
+	// TTL is how long the extended lease holds: until Now+TTL.
+	TTL time.Duration
+	// Now is when the extension is made.
+	Now time.Time
+}
+
+func (s *sqlStore) Claim(ctx context.Context, p ClaimParams) ([]Claim, error) {
+	owner, limit, ttl, now := p.Owner, p.Limit, p.TTL, p.Now
 	if owner == "" {
 		return nil, errors.New("claim: empty lease owner")
 	}
@@ -141,8 +189,8 @@ func (s *sqlStore) OpenLoad(ctx context.Context, now, fedSince time.Time) ([]Ten
 	return loads, nil
 }
 
-func (s *sqlStore) ClaimQuotas(ctx context.Context, owner string, quotas []Quota, limit int, fedSince time.Time,
-	ttl time.Duration, now time.Time) ([]Claim, error) {
+func (s *sqlStore) ClaimQuotas(ctx context.Context, p ClaimQuotasParams) ([]Claim, error) {
+	owner, quotas, limit, fedSince, ttl, now := p.Owner, p.Quotas, p.Limit, p.FedSince, p.TTL, p.Now
 	if owner == "" {
 		return nil, errors.New("claim quotas: empty lease owner")
 	}
@@ -205,7 +253,8 @@ func (s *sqlStore) ClaimQuotas(ctx context.Context, owner string, quotas []Quota
 	return claimed, nil
 }
 
-func (s *sqlStore) ExtendLease(ctx context.Context, owner string, ids []int64, ttl time.Duration, now time.Time) (int, error) {
+func (s *sqlStore) ExtendLease(ctx context.Context, e LeaseExtension) (int, error) {
+	owner, ids, ttl, now := e.Owner, e.ClaimIDs, e.TTL, e.Now
 	if owner == "" {
 		return 0, errors.New("extend lease: empty lease owner")
 	}

@@ -26,7 +26,7 @@ func TestClaimLimitAndOrder(t *testing.T) {
 		wantOrder := []int64{early[0], mid[0], mid[1], late[0]}
 
 		now := t0.Add(time.Hour)
-		got, err := s.Claim(ctx, "w1", 3, time.Minute, now)
+		got, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 3, TTL: time.Minute, Now: now})
 		if err != nil {
 			t.Fatalf("Claim: %v", err)
 		}
@@ -38,18 +38,18 @@ func TestClaimLimitAndOrder(t *testing.T) {
 				t.Errorf("claim %d: status %q owner %q attempts %d expiry %v", c.ID, c.Status, c.LeaseOwner, c.Attempts, c.LeaseExpiry)
 			}
 		}
-		rest, err := s.Claim(ctx, "w1", 10, time.Minute, now)
+		rest, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 10, TTL: time.Minute, Now: now})
 		if err != nil {
 			t.Fatalf("Claim: %v", err)
 		}
 		if ids := claimIDs(rest); !slices.Equal(ids, wantOrder[3:]) {
 			t.Errorf("second Claim: ids %v, want %v", ids, wantOrder[3:])
 		}
-		none, err := s.Claim(ctx, "w2", 10, time.Minute, now)
+		none, err := s.Claim(ctx, store.ClaimParams{Owner: "w2", Limit: 10, TTL: time.Minute, Now: now})
 		if err != nil || len(none) != 0 {
 			t.Errorf("Claim with all leased: %d claims, err %v; want none", len(none), err)
 		}
-		if zero, err := s.Claim(ctx, "w2", 0, time.Minute, now.Add(time.Hour)); err != nil || len(zero) != 0 {
+		if zero, err := s.Claim(ctx, store.ClaimParams{Owner: "w2", Limit: 0, TTL: time.Minute, Now: now.Add(time.Hour)}); err != nil || len(zero) != 0 {
 			t.Errorf("Claim(limit 0): %d claims, err %v; want none", len(zero), err)
 		}
 	})
@@ -81,7 +81,7 @@ func TestConcurrentClaimersNeverShare(t *testing.T) {
 			owner := fmt.Sprintf("worker-%d", w)
 			wg.Go(func() {
 				for {
-					got, err := s.Claim(context.Background(), owner, batch, time.Hour, t0.Add(time.Minute))
+					got, err := s.Claim(context.Background(), store.ClaimParams{Owner: owner, Limit: batch, TTL: time.Hour, Now: t0.Add(time.Minute)})
 					if err != nil {
 						errs <- fmt.Errorf("%s: %w", owner, err)
 						return
@@ -116,7 +116,7 @@ func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
 		s := openStore(t, dsn)
 		ctx := context.Background()
 		ids := submit(t, s, t0, newClaim("acme", "k1"))
-		if _, err := s.Claim(ctx, "w1", 1, time.Minute, t0); err != nil {
+		if _, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 1, TTL: time.Minute, Now: t0}); err != nil {
 			t.Fatal(err)
 		}
 		tests := []struct {
@@ -129,7 +129,7 @@ func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
 			{"lease expired", t0.Add(time.Minute + time.Microsecond), ids},
 		}
 		for _, tt := range tests {
-			got, err := s.Claim(ctx, "w2", 5, time.Minute, tt.now)
+			got, err := s.Claim(ctx, store.ClaimParams{Owner: "w2", Limit: 5, TTL: time.Minute, Now: tt.now})
 			if err != nil {
 				t.Fatalf("%s: Claim: %v", tt.name, err)
 			}
@@ -142,7 +142,7 @@ func TestExpiredLeaseIsClaimedAgain(t *testing.T) {
 			t.Errorf("after re-lease: owner %q attempts %d, want w2 and 2", got.LeaseOwner, got.Attempts)
 		}
 		// The first owner lost the lease: it can neither extend nor defer it.
-		if n, err := s.ExtendLease(ctx, "w1", ids, time.Minute, t0.Add(2*time.Minute)); err != nil || n != 0 {
+		if n, err := s.ExtendLease(ctx, store.LeaseExtension{Owner: "w1", ClaimIDs: ids, TTL: time.Minute, Now: t0.Add(2 * time.Minute)}); err != nil || n != 0 {
 			t.Errorf("ExtendLease by the former owner: %d, %v; want 0", n, err)
 		}
 		if n, err := s.Defer(ctx, "w1", []store.Deferral{{ClaimID: ids[0], NotBefore: t0.Add(time.Hour)}}); err != nil || n != 0 {
@@ -156,7 +156,7 @@ func TestExtendLease(t *testing.T) {
 		s := openStore(t, dsn)
 		ctx := context.Background()
 		ids := submit(t, s, t0, newClaim("acme", "k1"), newClaim("acme", "k2"), newClaim("acme", "k3"))
-		if _, err := s.Claim(ctx, "w1", 2, time.Minute, t0); err != nil {
+		if _, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 2, TTL: time.Minute, Now: t0}); err != nil {
 			t.Fatal(err)
 		}
 		later := t0.Add(50 * time.Second)
@@ -176,7 +176,7 @@ func TestExtendLease(t *testing.T) {
 			{"w1", []int64{0, 0}, 0}, // missing
 		}
 		for i, tt := range tests {
-			n, err := s.ExtendLease(ctx, tt.owner, tt.ids, 5*time.Minute, later)
+			n, err := s.ExtendLease(ctx, store.LeaseExtension{Owner: tt.owner, ClaimIDs: tt.ids, TTL: 5 * time.Minute, Now: later})
 			if err != nil {
 				t.Fatalf("case %d: ExtendLease: %v", i, err)
 			}
@@ -188,7 +188,7 @@ func TestExtendLease(t *testing.T) {
 			t.Errorf("lease expiry %v, want %v", c.LeaseExpiry, later.Add(5*time.Minute))
 		}
 		// The extended lease holds past the original expiry.
-		if got, err := s.Claim(ctx, "w2", 10, time.Minute, t0.Add(2*time.Minute)); err != nil || len(got) != 1 || got[0].ID != ids[2] {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "w2", Limit: 10, TTL: time.Minute, Now: t0.Add(2 * time.Minute)}); err != nil || len(got) != 1 || got[0].ID != ids[2] {
 			t.Errorf("Claim after extension: %v, %v; want only [%d]", claimIDs(got), err, ids[2])
 		}
 	})
@@ -209,15 +209,15 @@ func TestOpenLoad(t *testing.T) {
 		deferred := submit(t, s, sec(2), onTarget("acme", "deferred", "104"), onTarget("delta", "deferred", "109"))
 		due := submit(t, s, sec(3), onTarget("acme", "due", "108"))
 		decided := submit(t, s, sec(4), onTarget("acme", "decided", "107"), onTarget("gamma", "decided", "107"))
-		if got, err := s.Claim(ctx, "w1", 10, time.Minute, t0); err != nil || len(got) != 9 {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "w1", Limit: 10, TTL: time.Minute, Now: t0}); err != nil || len(got) != 9 {
 			t.Fatalf("Claim: %d claims, %v; want 9", len(got), err)
 		}
 		// Leases: acme's two hold past now, beta's ends exactly at now (still
 		// in flight), "expired" ended at t0+1m.
-		if n, err := s.ExtendLease(ctx, "w1", first[:2], time.Hour, now); err != nil || n != 2 {
+		if n, err := s.ExtendLease(ctx, store.LeaseExtension{Owner: "w1", ClaimIDs: first[:2], TTL: time.Hour, Now: now}); err != nil || n != 2 {
 			t.Fatalf("ExtendLease: %d, %v", n, err)
 		}
-		if n, err := s.ExtendLease(ctx, "w1", first[2:], 0, now); err != nil || n != 1 {
+		if n, err := s.ExtendLease(ctx, store.LeaseExtension{Owner: "w1", ClaimIDs: first[2:], TTL: 0, Now: now}); err != nil || n != 1 {
 			t.Fatalf("ExtendLease: %d, %v", n, err)
 		}
 		if n, err := s.Defer(ctx, "w1", []store.Deferral{
@@ -290,11 +290,11 @@ func TestOpenLoadCountsInFlightTargetsPerLeaseOwner(t *testing.T) {
 		s := openStore(t, dsn)
 		ctx := context.Background()
 		submit(t, s, t0, onTarget("acme", "a1", "201"), onTarget("acme", "a2", "202"))
-		if got, err := s.Claim(ctx, "batch-1", 10, time.Hour, t0); err != nil || len(got) != 2 {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-1", Limit: 10, TTL: time.Hour, Now: t0}); err != nil || len(got) != 2 {
 			t.Fatalf("Claim: %d, %v", len(got), err)
 		}
 		submit(t, s, t0.Add(time.Second), onTarget("acme", "a3", "201"), onTarget("acme", "a4", "201"))
-		if got, err := s.Claim(ctx, "batch-2", 10, time.Hour, t0); err != nil || len(got) != 2 {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-2", Limit: 10, TTL: time.Hour, Now: t0}); err != nil || len(got) != 2 {
 			t.Fatalf("Claim: %d, %v", len(got), err)
 		}
 		loads, err := s.OpenLoad(ctx, t0.Add(time.Minute), t0)
@@ -313,7 +313,7 @@ func TestBehindReaders(t *testing.T) {
 		ctx := context.Background()
 		// batch-1 holds the oldest claims on 201 and 202.
 		old := submit(t, s, t0, onTarget("acme", "a1", "201"), onTarget("acme", "a2", "202"))
-		if got, err := s.Claim(ctx, "batch-1", 10, time.Hour, t0); err != nil || len(got) != 2 {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-1", Limit: 10, TTL: time.Hour, Now: t0}); err != nil || len(got) != 2 {
 			t.Fatalf("Claim: %d, %v", len(got), err)
 		}
 		// batch-2: newer claims on 201 (behind batch-1), 203 (nobody ahead),
@@ -323,7 +323,7 @@ func TestBehindReaders(t *testing.T) {
 		mention.Kind = claim.IGMention
 		newer := submit(t, s, t0.Add(time.Second), onTarget("acme", "a3", "201"), onTarget("acme", "a4", "203"),
 			onTarget("globex", "g1", "201"), mention)
-		if got, err := s.Claim(ctx, "batch-2", 10, time.Hour, t0); err != nil || len(got) != 4 {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-2", Limit: 10, TTL: time.Hour, Now: t0}); err != nil || len(got) != 4 {
 			t.Fatalf("Claim: %d, %v", len(got), err)
 		}
 		now := t0.Add(time.Minute)

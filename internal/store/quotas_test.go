@@ -65,10 +65,10 @@ func newQuotaWorld(t *testing.T, s store.Store, now time.Time) quotaWorld {
 	aN := add(m(-20), onTarget("acme", "aN", tgtN))
 	add(m(-10), onTarget("acme", "aE", tgtE))
 	aI := add(m(-5), onTarget("acme", "aI", tgtA))
-	if got, err := s.Claim(ctx, "earlier", 3, time.Minute, m(-1)); err != nil || len(got) != 3 {
+	if got, err := s.Claim(ctx, store.ClaimParams{Owner: "earlier", Limit: 3, TTL: time.Minute, Now: m(-1)}); err != nil || len(got) != 3 {
 		t.Fatalf("Claim: %d, %v; want 3", len(got), err)
 	}
-	if n, err := s.ExtendLease(ctx, "earlier", aI, time.Hour, now); err != nil || n != 1 {
+	if n, err := s.ExtendLease(ctx, store.LeaseExtension{Owner: "earlier", ClaimIDs: aI, TTL: time.Hour, Now: now}); err != nil || n != 1 {
 		t.Fatalf("ExtendLease: %d, %v", n, err)
 	}
 	if n, err := s.Defer(ctx, "earlier", []store.Deferral{{ClaimID: aN[0], NotBefore: now.Add(time.Second)}}); err != nil || n != 1 {
@@ -143,7 +143,7 @@ func TestClaimQuotas(t *testing.T) {
 				s := openStore(t, testenv.FreshDSN(t, b.name))
 				ctx := context.Background()
 				w := newQuotaWorld(t, s, now)
-				got, err := s.ClaimQuotas(ctx, "w1", tt.quotas, tt.limit, tt.fedSince, time.Minute, now)
+				got, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "w1", Quotas: tt.quotas, Limit: tt.limit, FedSince: tt.fedSince, TTL: time.Minute, Now: now})
 				if err != nil {
 					t.Fatalf("ClaimQuotas: %v", err)
 				}
@@ -187,10 +187,10 @@ func TestClaimQuotasEdgeCases(t *testing.T) {
 			onTarget("acme", "k3", "102"), onTarget("acme", "k4", "101"))
 		quotas := []store.Quota{{Tenant: "acme", Targets: 2}}
 
-		if _, err := s.ClaimQuotas(ctx, "", quotas, 10, t0, time.Minute, now); err == nil {
+		if _, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "", Quotas: quotas, Limit: 10, FedSince: t0, TTL: time.Minute, Now: now}); err == nil {
 			t.Error("ClaimQuotas with an empty owner succeeded")
 		}
-		if _, err := s.ClaimQuotas(ctx, "w1", []store.Quota{{Tenant: "acme", Targets: 1}, {Tenant: "beta", Targets: 1}, {Tenant: "acme", Targets: 2}}, 10, t0, time.Minute, now); err == nil {
+		if _, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "w1", Quotas: []store.Quota{{Tenant: "acme", Targets: 1}, {Tenant: "beta", Targets: 1}, {Tenant: "acme", Targets: 2}}, Limit: 10, FedSince: t0, TTL: time.Minute, Now: now}); err == nil {
 			t.Error("ClaimQuotas with a tenant twice succeeded")
 		}
 		for _, tt := range []struct {
@@ -202,12 +202,12 @@ func TestClaimQuotasEdgeCases(t *testing.T) {
 			{"negative limit", quotas, -1},
 			{"no quotas", nil, 10},
 		} {
-			if got, err := s.ClaimQuotas(ctx, "w1", tt.quotas, tt.limit, t0, time.Minute, now); err != nil || got != nil {
+			if got, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "w1", Quotas: tt.quotas, Limit: tt.limit, FedSince: t0, TTL: time.Minute, Now: now}); err != nil || got != nil {
 				t.Errorf("%s: %v, %v; want nil, nil", tt.name, claimIDs(got), err)
 			}
 		}
 
-		got, err := s.ClaimQuotas(ctx, "w1", quotas, 10, t0, time.Minute, now)
+		got, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "w1", Quotas: quotas, Limit: 10, FedSince: t0, TTL: time.Minute, Now: now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,7 +225,7 @@ func TestClaimQuotasEdgeCases(t *testing.T) {
 			{"lease ends exactly now", now.Add(time.Minute), nil},
 			{"lease expired", now.Add(time.Minute + time.Microsecond), []int64{ids[1], ids[2], ids[3]}},
 		} {
-			got, err := s.ClaimQuotas(ctx, "w2", []store.Quota{{Tenant: "acme", Targets: -1}}, 10, t0, time.Hour, tt.now)
+			got, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "w2", Quotas: []store.Quota{{Tenant: "acme", Targets: -1}}, Limit: 10, FedSince: t0, TTL: time.Hour, Now: tt.now})
 			if err != nil {
 				t.Fatalf("%s: %v", tt.name, err)
 			}
@@ -273,7 +273,7 @@ func TestConcurrentClaimQuotasNeverShare(t *testing.T) {
 		)
 		claimAll := func(s store.Store, owner string, quotas []store.Quota) {
 			for {
-				got, err := s.ClaimQuotas(context.Background(), owner, quotas, batch, now, time.Hour, now)
+				got, err := s.ClaimQuotas(context.Background(), store.ClaimQuotasParams{Owner: owner, Quotas: quotas, Limit: batch, FedSince: now, TTL: time.Hour, Now: now})
 				if err != nil {
 					errs <- fmt.Errorf("%s: %w", owner, err)
 					return
@@ -358,7 +358,7 @@ func TestMigrationClaimQuotasDown(t *testing.T) {
 		if got := fed(); got != 1 {
 			t.Errorf("ReadyFed after a new webhook: %d, want 1", got)
 		}
-		got, err := s.ClaimQuotas(ctx, "w1", []store.Quota{{Tenant: "acme", Targets: 0}}, 10, t0, time.Minute, t0)
+		got, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "w1", Quotas: []store.Quota{{Tenant: "acme", Targets: 0}}, Limit: 10, FedSince: t0, TTL: time.Minute, Now: t0})
 		if err != nil || len(got) != 1 {
 			t.Errorf("ClaimQuotas after down and up: %v, %v; want one claim", claimIDs(got), err)
 		}

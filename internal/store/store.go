@@ -77,10 +77,10 @@ type Store interface {
 
 	// MarkTokenState records a state found outside a check (Meta answered
 	// code 190 during verification; the deauthorization callback revoked
-	// the token): only state, reason and CheckedAt (at) change. A revoked
-	// token stays revoked, as with SetTokenHealth. ErrNotFound when the
-	// token does not exist.
-	MarkTokenState(ctx context.Context, id string, state TokenState, reason string, at time.Time) error
+	// the token): only the state, its reason and CheckedAt (m.At) of token
+	// m.ID change. A revoked token stays revoked, as with SetTokenHealth.
+	// ErrNotFound when the token does not exist.
+	MarkTokenState(ctx context.Context, m TokenMark) error
 
 	// TokensByMetaUser lists the tokens whose last check named this Meta
 	// user (Health.MetaUserID), by id: those Meta's deauthorization callback
@@ -105,26 +105,26 @@ type Store interface {
 
 	// ---- Leases (leases.go) ----
 
-	// Claim leases up to limit claims that are pending (and not deferred past
-	// now) or leased with an expired lease, oldest first, to owner until
-	// now+ttl. Concurrent callers never receive the same claim.
-	Claim(ctx context.Context, owner string, limit int, ttl time.Duration, now time.Time) ([]Claim, error)
+	// Claim leases up to p.Limit claims that are pending (and not deferred
+	// past p.Now) or leased with an expired lease, oldest first, to p.Owner
+	// until p.Now+p.TTL. Concurrent callers never receive the same claim.
+	Claim(ctx context.Context, p ClaimParams) ([]Claim, error)
 
 	// OpenLoad counts open claims per tenant at now, tenants in id order;
 	// tenants without open claims are left out. fedSince: see Quota.
 	OpenLoad(ctx context.Context, now, fedSince time.Time) ([]TenantLoad, error)
 
 	// ClaimQuotas leases claims like Claim (same claimability rule, lease to
-	// owner until now+ttl, attempts+1), tenant by tenant in the order of quotas,
-	// each tenant's claims oldest first (submitted_at, id) within its Quota, until
-	// limit claims in all are leased. Tenants not in quotas are not claimed; a
-	// tenant twice in quotas is an error. Concurrent callers never receive the
-	// same claim. The result is ordered by submitted_at, id.
-	ClaimQuotas(ctx context.Context, owner string, quotas []Quota, limit int, fedSince time.Time, ttl time.Duration, now time.Time) ([]Claim, error)
+	// p.Owner until p.Now+p.TTL, attempts+1), tenant by tenant in the order of
+	// p.Quotas, each tenant's claims oldest first (submitted_at, id) within its
+	// Quota, until p.Limit claims in all are leased. Tenants not in p.Quotas
+	// are not claimed; a tenant twice in it is an error. Concurrent callers
+	// never receive the same claim. The result is ordered by submitted_at, id.
+	ClaimQuotas(ctx context.Context, p ClaimQuotasParams) ([]Claim, error)
 
-	// ExtendLease moves the lease of the given claims still leased by owner to
-	// now+ttl and returns how many it extended.
-	ExtendLease(ctx context.Context, owner string, ids []int64, ttl time.Duration, now time.Time) (int, error)
+	// ExtendLease moves the lease of the claims e.ClaimIDs still leased by
+	// e.Owner to e.Now+e.TTL and returns how many it extended.
+	ExtendLease(ctx context.Context, e LeaseExtension) (int, error)
 
 	// BehindReaders returns those of ids whose target has an older open
 	// claim (submitted_at, id) of the same tenant and kind (so the same read
@@ -186,8 +186,10 @@ type Store interface {
 
 	// ---- Platform API keys (apikeys.go) ----
 
-	// AddAPIKey stores the hash of a platform API key for a tenant.
-	AddAPIKey(ctx context.Context, tenant, name, key string, now time.Time) error
+	// AddAPIKey stores the hash of a platform API key (k.Key) for tenant
+	// k.Tenant under k.Name, created at k.Now. The key needs at least
+	// MinAPIKeyLength characters; errors never contain it.
+	AddAPIKey(ctx context.Context, k APIKey) error
 
 	// APIKeyTenant returns the tenant an API key belongs to, or ErrNotFound.
 	APIKeyTenant(ctx context.Context, key string) (string, error)

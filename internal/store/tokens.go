@@ -76,6 +76,19 @@ type TokenHealth struct {
 	MetaUserID          string     `json:"meta_user_id,omitempty"` // debug_token's user_id, named by Meta's deauthorization callback
 }
 
+// TokenMark is a state Store.MarkTokenState records for a token, found
+// outside a check.
+type TokenMark struct {
+	// ID is the token's id.
+	ID string
+	// State is the state found; one of the six (TokenState.Valid).
+	State TokenState
+	// Reason says why, for operators (TokenHealth.Reason).
+	Reason string
+	// At is when it was found: the token's new TokenHealth.CheckedAt.
+	At time.Time
+}
+
 // ExpiresFirst is when the token stops working: the sooner of ExpiresAt
 // and DataAccessExpiresAt (Meta's clock); zero when neither is set.
 func (h TokenHealth) ExpiresFirst() time.Time {
@@ -323,7 +336,8 @@ func (s *sqlStore) SetTokenHealth(ctx context.Context, id string, h TokenHealth)
 	return nil
 }
 
-func (s *sqlStore) MarkTokenState(ctx context.Context, id string, state TokenState, reason string, at time.Time) error {
+func (s *sqlStore) MarkTokenState(ctx context.Context, m TokenMark) error {
+	id, state, reason, at := m.ID, m.State, m.Reason, m.At
 	if !state.Valid() {
 		return fmt.Errorf("mark token %s: unknown state %q", id, state)
 	}

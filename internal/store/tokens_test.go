@@ -331,16 +331,16 @@ func TestMarkTokenState(t *testing.T) {
 		tok := connected("acme-ig", "acme", "v1")
 		connect(t, s, tok)
 		at := t0.Add(time.Hour)
-		if err := s.MarkTokenState(ctx, "acme-ig", store.TokenInvalid, "graph error 190: session expired", at); err != nil {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "acme-ig", State: store.TokenInvalid, Reason: "graph error 190: session expired", At: at}); err != nil {
 			t.Fatal(err)
 		}
 		// Only state, reason and checked_at change.
 		tok.Health.State, tok.Health.Reason, tok.Health.CheckedAt = store.TokenInvalid, "graph error 190: session expired", at
 		wantToken(t, s, tok)
-		if err := s.MarkTokenState(ctx, "acme-ig", "broken", "", at); err == nil {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "acme-ig", State: "broken", At: at}); err == nil {
 			t.Error(`MarkTokenState("broken") succeeded`)
 		}
-		if err := s.MarkTokenState(ctx, "nobody", store.TokenInvalid, "", at); !errors.Is(err, store.ErrNotFound) {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "nobody", State: store.TokenInvalid, At: at}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("MarkTokenState(nobody): %v, want ErrNotFound", err)
 		}
 	})
@@ -371,14 +371,14 @@ func TestRevokedTokenStaysRevoked(t *testing.T) {
 				return s.SetTokenHealth(ctx, id, store.TokenHealth{State: store.TokenUnknown, CheckedAt: at})
 			}},
 			{"a 190 during verification", func(id string, at time.Time) error {
-				return s.MarkTokenState(ctx, id, store.TokenInvalid, "graph error 190", at)
+				return s.MarkTokenState(ctx, store.TokenMark{ID: id, State: store.TokenInvalid, Reason: "graph error 190", At: at})
 			}},
 			{"a healthy mark", func(id string, at time.Time) error {
-				return s.MarkTokenState(ctx, id, store.TokenHealthy, "", at)
+				return s.MarkTokenState(ctx, store.TokenMark{ID: id, State: store.TokenHealthy, At: at})
 			}},
 		}
 		for _, id := range []string{"acme-ig", "file-token"} {
-			if err := s.MarkTokenState(ctx, id, store.TokenRevoked, "deauthorized by the user", t0); err != nil {
+			if err := s.MarkTokenState(ctx, store.TokenMark{ID: id, State: store.TokenRevoked, Reason: "deauthorized by the user", At: t0}); err != nil {
 				t.Fatal(err)
 			}
 			for i, tt := range later {
@@ -396,7 +396,7 @@ func TestRevokedTokenStaysRevoked(t *testing.T) {
 			}
 		}
 		// Revoking again is harmless.
-		if err := s.MarkTokenState(ctx, "acme-ig", store.TokenRevoked, "again", t0); err != nil {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "acme-ig", State: store.TokenRevoked, Reason: "again", At: t0}); err != nil {
 			t.Fatal(err)
 		}
 		// Only a new connection brings it back.
