@@ -1,8 +1,7 @@
 package store
 
 // Decisions: verdicts (and the verdict feed and counters), deferrals,
-// quarantine and release, revocations, and the decided claims in stats and
-// exports.
+// revocations, and the decided claims in stats and exports.
 
 import (
 	"cmp"
@@ -42,13 +41,6 @@ type Deferral struct {
 	ClaimID   int64
 	NotBefore time.Time
 	Reason    string
-}
-
-// Quarantine takes one leased claim out of the queue: handling it made the
-// engine panic. Reason says how (the panic and where), for the operator.
-type Quarantine struct {
-	ClaimID int64
-	Reason  string
 }
 
 // Stats counts claims per tenant and status/verdict.
@@ -182,80 +174,6 @@ func (s *sqlStore) Defer(ctx context.Context, owner string, deferrals []Deferral
 		return 0, fmt.Errorf("defer: %w", err)
 	}
 	return deferred, nil
-}
-
-func (s *sqlStore) Quarantine(ctx context.Context, owner string, items []Quarantine, now time.Time) (int, error) {
-	if owner == "" {
-		return 0, errors.New("quarantine: empty lease owner")
-	}
-	for i, q := range items {
-		if q.Reason == "" {
-			return 0, fmt.Errorf("quarantine: item %d (claim %d): empty reason", i, q.ClaimID)
-		}
-	}
-	if len(items) == 0 {
-		return 0, nil
-	}
-	// A zero now would leave quarantined_at NULL on a quarantined claim.
-	if now.IsZero() {
-		return 0, errors.New("quarantine: zero now")
-	}
-	quarantined := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
-			SET status = 'quarantined', last_error = ?, quarantined_at = ?, lease_owner = '', lease_expires_at = NULL
-			WHERE id = ? AND status = 'leased' AND lease_owner = ?`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		at := s.d.timeArg(now)
-		for _, q := range items {
-			res, err := stmt.ExecContext(ctx, q.Reason, at, q.ClaimID, owner)
-			if err != nil {
-				return fmt.Errorf("claim %d: %w", q.ClaimID, err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("claim %d: %w", q.ClaimID, err)
-			}
-			quarantined += int(n)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("quarantine: %w", err)
-	}
-	return quarantined, nil
-}
-
-func (s *sqlStore) Quarantined(ctx context.Context, f ExportFilter) ([]Claim, error) {
-	// status = 'quarantined' is the condition of the partial index claims_quarantined.
-	return s.claimsByStatus(ctx, StatusQuarantined, f)
-}
-
-func (s *sqlStore) Release(ctx context.Context, ids []int64) (int, error) {
-	released := 0
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, chunk := range chunks(ids, idChunk) {
-			res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims
-				SET status = 'pending', quarantined_at = NULL, not_before = NULL
-				WHERE status = 'quarantined' AND id IN `+inList(len(chunk))), idArgs(chunk)...)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			released += int(n)
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("release: %w", err)
-	}
-	return released, nil
 }
 
 func (s *sqlStore) Revoke(ctx context.Context, id int64, evidence string, now time.Time) (bool, error) {

@@ -3,7 +3,7 @@ package store
 // sqlStore, the Store over database/sql for both dialects: its transactions
 // and the helpers every concern shares. Each concern's methods are in a file
 // of their own (tenants.go, tokens.go, claims.go, leases.go, decisions.go,
-// apikeys.go, risk.go, audit.go, evidence.go, coverage.go).
+// quarantine.go, apikeys.go, risk.go, audit.go, evidence.go, coverage.go).
 
 import (
 	"context"

@@ -150,23 +150,6 @@ type Store interface {
 	// Decided claims are left alone. Returns how many it deferred.
 	Defer(ctx context.Context, owner string, deferrals []Deferral) (int, error)
 
-	// Quarantine moves claims leased by owner to StatusQuarantined with their
-	// reason (kept in LastError) and now (QuarantinedAt), ending their lease;
-	// claims not leased by owner (decided, deferred, another's) are left
-	// alone. A quarantined claim is never claimed, decided, counted as open
-	// or in the verdict feed until Release. Returns how many it quarantined.
-	// An empty owner or reason is an error.
-	Quarantine(ctx context.Context, owner string, items []Quarantine, now time.Time) (int, error)
-
-	// Quarantined lists quarantined claims in id order (Tenant, AfterID and
-	// Limit as for Decided).
-	Quarantined(ctx context.Context, f ExportFilter) ([]Claim, error)
-
-	// Release puts quarantined claims back to pending, claimable at once
-	// (their last reason stays in LastError); other claims are left alone.
-	// Returns how many it released.
-	Release(ctx context.Context, ids []int64) (int, error)
-
 	// Revoke turns a decided claim's verdict into revoked, keeping the earlier
 	// verdict in RevokedFrom. A revocation is an audit outcome: it sets
 	// AuditedAt to now, which takes the claim out of the audit queue. Revoking
@@ -183,6 +166,25 @@ type Store interface {
 
 	// Decided lists decided claims in id order, for export.
 	Decided(ctx context.Context, f ExportFilter) ([]Claim, error)
+
+	// ---- Quarantine (quarantine.go) ----
+
+	// Quarantine moves claims leased by owner to StatusQuarantined with their
+	// reason (kept in LastError) and now (QuarantinedAt), ending their lease;
+	// claims not leased by owner (decided, deferred, another's) are left
+	// alone. A quarantined claim is never claimed, decided, counted as open
+	// or in the verdict feed until Release. Returns how many it quarantined.
+	// An empty owner or reason is an error.
+	Quarantine(ctx context.Context, owner string, items []Quarantine, now time.Time) (int, error)
+
+	// Quarantined lists quarantined claims in id order (Tenant, AfterID and
+	// Limit as for Decided).
+	Quarantined(ctx context.Context, f ExportFilter) ([]Claim, error)
+
+	// Release puts quarantined claims back to pending, claimable at once
+	// (their last reason stays in LastError); other claims are left alone.
+	// Returns how many it released.
+	Release(ctx context.Context, ids []int64) (int, error)
 
 	// ---- Platform API keys (apikeys.go) ----
 
