@@ -36,26 +36,35 @@ func (s *sqlStore) MarkAudited(ctx context.Context, ids []int64, now time.Time) 
 	if now.IsZero() {
 		return 0, errors.New("mark audited: zero now")
 	}
-	auditedAt := s.d.timeArg(now)
 	marked := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, chunk := range chunks(ids, idChunk) {
-			args := append([]any{auditedAt}, idArgs(chunk)...)
-			res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims SET audited_at = ?
-				WHERE `+provisionalUnaudited+` AND id IN `+inList(len(chunk))), args...)
-			if err != nil {
-				return err
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return err
-			}
-			marked += int(n)
-		}
-		return nil
+		var err error
+		marked, err = s.markAuditedTx(ctx, tx, ids, now)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("mark audited: %w", err)
+	}
+	return marked, nil
+}
+
+// markAuditedTx is MarkAudited in tx, for a non-zero now. It returns how
+// many claims it marked.
+func (s *sqlStore) markAuditedTx(ctx context.Context, tx *sql.Tx, ids []int64, now time.Time) (int, error) {
+	auditedAt := s.d.timeArg(now)
+	marked := 0
+	for _, chunk := range chunks(ids, idChunk) {
+		args := append([]any{auditedAt}, idArgs(chunk)...)
+		res, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE claims SET audited_at = ?
+			WHERE `+provisionalUnaudited+` AND id IN `+inList(len(chunk))), args...)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		marked += int(n)
 	}
 	return marked, nil
 }

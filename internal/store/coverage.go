@@ -87,6 +87,25 @@ func mergeCoverage(old, c Coverage) Coverage {
 }
 
 func (s *sqlStore) AddCoverage(ctx context.Context, c Coverage) (Coverage, error) {
+	c, err := checkCoverage(c)
+	if err != nil {
+		return Coverage{}, err
+	}
+	var stored Coverage
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		stored, err = s.addCoverageTx(ctx, tx, c)
+		return err
+	})
+	if err != nil {
+		return Coverage{}, fmt.Errorf("add coverage %s/%s: %w", c.Target, c.Edge, err)
+	}
+	return stored, nil
+}
+
+// checkCoverage returns c at the stored precision, or what AddCoverage
+// refuses it for.
+func checkCoverage(c Coverage) (Coverage, error) {
 	c.From, c.To, c.ReadAt = storedTime(c.From), storedTime(c.To), storedTime(c.ReadAt)
 	switch {
 	case c.Target == "":
@@ -100,47 +119,45 @@ func (s *sqlStore) AddCoverage(ctx context.Context, c Coverage) (Coverage, error
 	case c.From.After(c.To):
 		return Coverage{}, fmt.Errorf("add coverage %s/%s: from %v after to %v", c.Target, c.Edge, c.From, c.To)
 	}
-	var stored Coverage
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// Inserting first needs no lock when nothing is stored yet. When a
-		// row is, the locked read makes concurrent adders of the same
-		// (target, edge) merge one after the other. A purge may delete the
-		// row between the two statements on PostgreSQL: then insert again.
-		for attempt := 0; attempt < 3; attempt++ {
-			var ignored string
-			err := tx.QueryRowContext(ctx, s.d.rebind(`INSERT INTO evidence_coverage (target, edge, from_at, to_at, read_at)
-				VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, edge) DO NOTHING RETURNING target`),
-				c.Target, c.Edge, s.d.timeArg(c.From), s.d.timeArg(c.To), s.d.timeArg(c.ReadAt)).Scan(&ignored)
-			if err == nil {
-				stored = c
-				return nil
-			}
-			if !errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("insert: %w", err)
-			}
-			old := Coverage{Target: c.Target, Edge: c.Edge}
-			err = tx.QueryRowContext(ctx, s.d.rebind(`SELECT from_at, to_at, read_at FROM evidence_coverage
-				WHERE target = ? AND edge = ?`+s.d.rowLock), c.Target, c.Edge).Scan(timeColumn{&old.From}, timeColumn{&old.To}, timeColumn{&old.ReadAt})
-			if errors.Is(err, sql.ErrNoRows) {
-				continue
-			}
-			if err != nil {
-				return fmt.Errorf("read: %w", err)
-			}
-			stored = mergeCoverage(old, c)
-			if stored == old {
-				return nil
-			}
-			if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE evidence_coverage SET from_at = ?, to_at = ?, read_at = ?
-				WHERE target = ? AND edge = ?`), s.d.timeArg(stored.From), s.d.timeArg(stored.To), s.d.timeArg(stored.ReadAt), c.Target, c.Edge); err != nil {
-				return fmt.Errorf("update: %w", err)
-			}
-			return nil
+	return c, nil
+}
+
+// addCoverageTx is AddCoverage in tx, for c as checkCoverage returns it.
+// It returns the coverage stored now.
+func (s *sqlStore) addCoverageTx(ctx context.Context, tx *sql.Tx, c Coverage) (Coverage, error) {
+	// Inserting first needs no lock when nothing is stored yet. When a
+	// row is, the locked read makes concurrent adders of the same
+	// (target, edge) merge one after the other. A purge may delete the
+	// row between the two statements on PostgreSQL: then insert again.
+	for attempt := 0; attempt < 3; attempt++ {
+		var ignored string
+		err := tx.QueryRowContext(ctx, s.d.rebind(`INSERT INTO evidence_coverage (target, edge, from_at, to_at, read_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (target, edge) DO NOTHING RETURNING target`),
+			c.Target, c.Edge, s.d.timeArg(c.From), s.d.timeArg(c.To), s.d.timeArg(c.ReadAt)).Scan(&ignored)
+		if err == nil {
+			return c, nil
 		}
-		return errors.New("stored coverage deleted again and again while merging")
-	})
-	if err != nil {
-		return Coverage{}, fmt.Errorf("add coverage %s/%s: %w", c.Target, c.Edge, err)
+		if !errors.Is(err, sql.ErrNoRows) {
+			return Coverage{}, fmt.Errorf("insert: %w", err)
+		}
+		old := Coverage{Target: c.Target, Edge: c.Edge}
+		err = tx.QueryRowContext(ctx, s.d.rebind(`SELECT from_at, to_at, read_at FROM evidence_coverage
+			WHERE target = ? AND edge = ?`+s.d.rowLock), c.Target, c.Edge).Scan(timeColumn{&old.From}, timeColumn{&old.To}, timeColumn{&old.ReadAt})
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
+		if err != nil {
+			return Coverage{}, fmt.Errorf("read: %w", err)
+		}
+		stored := mergeCoverage(old, c)
+		if stored == old {
+			return stored, nil
+		}
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`UPDATE evidence_coverage SET from_at = ?, to_at = ?, read_at = ?
+			WHERE target = ? AND edge = ?`), s.d.timeArg(stored.From), s.d.timeArg(stored.To), s.d.timeArg(stored.ReadAt), c.Target, c.Edge); err != nil {
+			return Coverage{}, fmt.Errorf("update: %w", err)
+		}
+		return stored, nil
 	}
-	return stored, nil
+	return Coverage{}, errors.New("stored coverage deleted again and again while merging")
 }

@@ -36,6 +36,13 @@ type Decision struct {
 	Evidence string
 }
 
+// Revocation turns one decided claim's verdict into revoked (see
+// Store.Revoke).
+type Revocation struct {
+	ClaimID  int64
+	Evidence string // why: the proof found missing, kept in RevokedEvidence
+}
+
 // Deferral hands a leased claim back to pending, not to be claimed before NotBefore.
 type Deferral struct {
 	ClaimID   int64
@@ -75,49 +82,93 @@ type ExportFilter struct {
 }
 
 func (s *sqlStore) Decide(ctx context.Context, decisions []Decision, now time.Time) ([]int64, error) {
-	for i, dec := range decisions {
-		if dec.Verdict == "" {
-			return nil, fmt.Errorf("decide: decision %d (claim %d): empty verdict", i, dec.ClaimID)
-		}
+	if err := checkDecisions(decisions); err != nil {
+		return nil, fmt.Errorf("decide: %w", err)
 	}
-	var decided []int64
 	if len(decisions) == 0 {
 		return nil, nil
 	}
+	var decided []changedClaim
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// A number in the verdict feed for each decision; those of claims
-		// already decided stay unused (the feed has gaps, never repeats).
-		base, err := s.reserveFeed(ctx, tx, len(decisions))
-		if err != nil {
-			return err
-		}
-		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
-			SET status = 'decided', verdict = ?, method = ?, evidence = ?, decided_at = ?,
-				lease_owner = '', lease_expires_at = NULL, feed_seq = ?
-			WHERE id = ? AND status IN ('pending', 'leased')
-			RETURNING tenant_id, kind`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		decidedAt := s.d.timeArg(now)
 		counts := map[VerdictCount]int64{}
-		for i, dec := range decisions {
-			var tenant, kind string
-			err := stmt.QueryRowContext(ctx, dec.Verdict, dec.Method, dec.Evidence, decidedAt, base+int64(i)+1, dec.ClaimID).Scan(&tenant, &kind)
-			if errors.Is(err, sql.ErrNoRows) {
-				continue // already decided, quarantined (or unknown): not decided now
-			}
-			if err != nil {
-				return fmt.Errorf("claim %d: %w", dec.ClaimID, err)
-			}
-			decided = append(decided, dec.ClaimID)
-			counts[VerdictCount{Tenant: tenant, Kind: kind, Method: dec.Method, Verdict: dec.Verdict}]++
+		var err error
+		if decided, err = s.decideTx(ctx, tx, decisions, now, counts); err != nil {
+			return err
 		}
 		return s.addVerdictCounts(ctx, tx, counts)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("decide: %w", err)
+	}
+	return changedIDs(decided), nil
+}
+
+// checkDecisions refuses the decisions Decide refuses: those without a
+// verdict.
+func checkDecisions(decisions []Decision) error {
+	for i, dec := range decisions {
+		if dec.Verdict == "" {
+			return fmt.Errorf("decision %d (claim %d): empty verdict", i, dec.ClaimID)
+		}
+	}
+	return nil
+}
+
+// changedClaim is a claim a transaction decided or revoked: what the
+// verdict counters and the risk flags need of it.
+type changedClaim struct {
+	id           int64
+	tenant, kind string
+	user, key    string
+	verdict      string // the verdict it got
+}
+
+func changedIDs(claims []changedClaim) []int64 {
+	var ids []int64
+	for _, c := range claims {
+		ids = append(ids, c.id)
+	}
+	return ids
+}
+
+// decideTx is Decide in tx, for decisions checkDecisions accepts: it decides
+// the open ones and adds what it decided to counts, for the caller to add to
+// the verdict counters (addVerdictCounts) before tx ends. It returns the
+// claims decided, in the order of decisions.
+func (s *sqlStore) decideTx(ctx context.Context, tx *sql.Tx, decisions []Decision, now time.Time,
+	counts map[VerdictCount]int64) ([]changedClaim, error) {
+	if len(decisions) == 0 {
+		return nil, nil
+	}
+	// A number in the verdict feed for each decision; those of claims
+	// already decided stay unused (the feed has gaps, never repeats).
+	base, err := s.reserveFeed(ctx, tx, len(decisions))
+	if err != nil {
+		return nil, err
+	}
+	stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
+		SET status = 'decided', verdict = ?, method = ?, evidence = ?, decided_at = ?,
+			lease_owner = '', lease_expires_at = NULL, feed_seq = ?
+		WHERE id = ? AND status IN ('pending', 'leased')
+		RETURNING tenant_id, kind, user_ref, idem_key`))
+	if err != nil {
+		return nil, err
+	}
+	defer stmt.Close()
+	decidedAt := s.d.timeArg(now)
+	var decided []changedClaim
+	for i, dec := range decisions {
+		c := changedClaim{id: dec.ClaimID, verdict: dec.Verdict}
+		err := stmt.QueryRowContext(ctx, dec.Verdict, dec.Method, dec.Evidence, decidedAt, base+int64(i)+1, dec.ClaimID).
+			Scan(&c.tenant, &c.kind, &c.user, &c.key)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue // already decided, quarantined (or unknown): not decided now
+		}
+		if err != nil {
+			return nil, fmt.Errorf("claim %d: %w", dec.ClaimID, err)
+		}
+		decided = append(decided, c)
+		counts[VerdictCount{Tenant: c.tenant, Kind: c.kind, Method: dec.Method, Verdict: dec.Verdict}]++
 	}
 	return decided, nil
 }
@@ -179,36 +230,48 @@ func (s *sqlStore) Defer(ctx context.Context, owner string, deferrals []Deferral
 func (s *sqlStore) Revoke(ctx context.Context, id int64, evidence string, now time.Time) (bool, error) {
 	var revoked bool
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		// SET expressions read the row as it was, so revoked_from gets the
-		// verdict being replaced. A revocation is an audit outcome, so it
-		// sets audited_at too, even over an earlier audit that confirmed the
-		// verdict: audited_at dates the audit the current verdict comes from.
-		revokedAt := s.d.timeArg(now)
-		base, err := s.reserveFeed(ctx, tx, 1) // the revocation appears in the feed again
-		if err != nil {
+		counts := map[VerdictCount]int64{}
+		var err error
+		if _, revoked, err = s.revokeTx(ctx, tx, Revocation{ClaimID: id, Evidence: evidence}, now, counts); err != nil {
 			return err
 		}
-		var tenant, kind string
-		err = tx.QueryRowContext(ctx, s.d.rebind(`UPDATE claims
-			SET verdict = ?, revoked_from = verdict, revoked_evidence = ?, revoked_at = ?, audited_at = ?, feed_seq = ?
-			WHERE id = ? AND status = 'decided' AND verdict <> ?
-			RETURNING tenant_id, kind`),
-			VerdictRevoked, evidence, revokedAt, revokedAt, base+1, id, VerdictRevoked).Scan(&tenant, &kind)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil // not decided, or revoked already
-		}
-		if err != nil {
-			return err
-		}
-		revoked = true
-		return s.addVerdictCounts(ctx, tx, map[VerdictCount]int64{
-			{Tenant: tenant, Kind: kind, Method: MethodAudit, Verdict: VerdictRevoked}: 1,
-		})
+		return s.addVerdictCounts(ctx, tx, counts)
 	})
 	if err != nil {
 		return false, fmt.Errorf("revoke claim %d: %w", id, err)
 	}
 	return revoked, nil
+}
+
+// revokeTx is Revoke in tx: it revokes r's claim if it is decided and not
+// revoked already, and adds the revocation to counts, for the caller to add
+// to the verdict counters (addVerdictCounts) before tx ends. It reports
+// whether it revoked the claim, and the claim if it did.
+func (s *sqlStore) revokeTx(ctx context.Context, tx *sql.Tx, r Revocation, now time.Time,
+	counts map[VerdictCount]int64) (changedClaim, bool, error) {
+	// SET expressions read the row as it was, so revoked_from gets the
+	// verdict being replaced. A revocation is an audit outcome, so it
+	// sets audited_at too, even over an earlier audit that confirmed the
+	// verdict: audited_at dates the audit the current verdict comes from.
+	revokedAt := s.d.timeArg(now)
+	base, err := s.reserveFeed(ctx, tx, 1) // the revocation appears in the feed again
+	if err != nil {
+		return changedClaim{}, false, err
+	}
+	c := changedClaim{id: r.ClaimID, verdict: VerdictRevoked}
+	err = tx.QueryRowContext(ctx, s.d.rebind(`UPDATE claims
+		SET verdict = ?, revoked_from = verdict, revoked_evidence = ?, revoked_at = ?, audited_at = ?, feed_seq = ?
+		WHERE id = ? AND status = 'decided' AND verdict <> ?
+		RETURNING tenant_id, kind, user_ref, idem_key`),
+		VerdictRevoked, r.Evidence, revokedAt, revokedAt, base+1, r.ClaimID, VerdictRevoked).Scan(&c.tenant, &c.kind, &c.user, &c.key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return changedClaim{}, false, nil // not decided, or revoked already
+	}
+	if err != nil {
+		return changedClaim{}, false, err
+	}
+	counts[VerdictCount{Tenant: c.tenant, Kind: c.kind, Method: MethodAudit, Verdict: VerdictRevoked}]++
+	return c, true, nil
 }
 
 // addVerdictCounts adds to the verdict counters in the transaction that

@@ -77,22 +77,45 @@ func laterSighting(a, b EvidenceAction) EvidenceAction {
 }
 
 func (s *sqlStore) SaveEvidence(ctx context.Context, actions []EvidenceAction) (int, error) {
+	if err := checkEvidence(actions); err != nil {
+		return 0, fmt.Errorf("save evidence: %w", err)
+	}
+	var added int
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		added, err = s.saveEvidenceTx(ctx, tx, actions)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("save evidence: %w", err)
+	}
+	return added, nil
+}
+
+// checkEvidence refuses the actions SaveEvidence refuses.
+func checkEvidence(actions []EvidenceAction) error {
 	for i, a := range actions {
 		switch {
 		case a.Target == "":
-			return 0, fmt.Errorf("save evidence: action %d: empty target", i)
+			return fmt.Errorf("action %d: empty target", i)
 		case a.Edge == "":
-			return 0, fmt.Errorf("save evidence: action %d (target %s): empty edge", i, a.Target)
+			return fmt.Errorf("action %d (target %s): empty edge", i, a.Target)
 		case a.ActionID == "":
-			return 0, fmt.Errorf("save evidence: action %d (%s/%s): empty action id", i, a.Target, a.Edge)
+			return fmt.Errorf("action %d (%s/%s): empty action id", i, a.Target, a.Edge)
 		case a.Source != SourceGraph && a.Source != SourceWebhook:
-			return 0, fmt.Errorf("save evidence: action %d (%s/%s/%s): source %q is neither %s nor %s",
+			return fmt.Errorf("action %d (%s/%s/%s): source %q is neither %s nor %s",
 				i, a.Target, a.Edge, a.ActionID, a.Source, SourceGraph, SourceWebhook)
 		case a.SeenAt.IsZero():
 			// A NULL seen_at would never be purged.
-			return 0, fmt.Errorf("save evidence: action %d (%s/%s/%s): zero seen_at", i, a.Target, a.Edge, a.ActionID)
+			return fmt.Errorf("action %d (%s/%s/%s): zero seen_at", i, a.Target, a.Edge, a.ActionID)
 		}
 	}
+	return nil
+}
+
+// saveEvidenceTx is SaveEvidence in tx, for actions checkEvidence accepts.
+// It returns how many actions were new.
+func (s *sqlStore) saveEvidenceTx(ctx context.Context, tx *sql.Tx, actions []EvidenceAction) (int, error) {
 	// PostgreSQL refuses an upsert that touches a row twice, so an action
 	// repeated in the call is folded here into what saving the repeats one
 	// after the other would store.
@@ -120,76 +143,70 @@ func (s *sqlStore) SaveEvidence(ctx context.Context, actions []EvidenceAction) (
 	// a purge deleted one of them meanwhile.
 	inserted := make(map[evidenceKey]bool, len(keys))
 	fed, fedAt := webhookSightings(actions)
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, chunk := range chunks(keys, evidenceChunk) {
-			args := make([]any, 0, len(chunk)*10)
-			for _, k := range chunk {
-				args = s.evidenceArgs(args, folded[k])
-			}
-			rows, err := tx.QueryContext(ctx, s.d.rebind(`INSERT INTO evidence (`+evidenceColumns+`)
-				VALUES `+placeholders(len(chunk), 10)+`
-				ON CONFLICT (target, edge, action_id) DO NOTHING
-				RETURNING target, edge, action_id`), args...)
-			if err != nil {
-				return fmt.Errorf("insert: %w", err)
-			}
-			for rows.Next() {
-				var k evidenceKey
-				if err := rows.Scan(&k.target, &k.edge, &k.action); err != nil {
-					rows.Close()
-					return fmt.Errorf("insert: %w", err)
-				}
-				inserted[k] = true
-			}
-			if err := rows.Close(); err != nil {
-				return fmt.Errorf("insert: %w", err)
-			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("insert: %w", err)
-			}
+	for _, chunk := range chunks(keys, evidenceChunk) {
+		args := make([]any, 0, len(chunk)*10)
+		for _, k := range chunk {
+			args = s.evidenceArgs(args, folded[k])
 		}
-		var stored []evidenceKey
-		for _, k := range keys {
-			if !inserted[k] {
-				stored = append(stored, k)
-			}
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`INSERT INTO evidence (`+evidenceColumns+`)
+			VALUES `+placeholders(len(chunk), 10)+`
+			ON CONFLICT (target, edge, action_id) DO NOTHING
+			RETURNING target, edge, action_id`), args...)
+		if err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
 		}
-		for _, chunk := range chunks(stored, evidenceChunk) {
-			args := make([]any, 0, len(chunk)*10)
-			for _, k := range chunk {
-				args = s.evidenceArgs(args, folded[k])
+		for rows.Next() {
+			var k evidenceKey
+			if err := rows.Scan(&k.target, &k.edge, &k.action); err != nil {
+				rows.Close()
+				return 0, fmt.Errorf("insert: %w", err)
 			}
-			// The SET list is laterSighting in SQL: source is not in it.
-			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO evidence (`+evidenceColumns+`)
-				VALUES `+placeholders(len(chunk), 10)+`
-				ON CONFLICT (target, edge, action_id) DO UPDATE SET
-					username = excluded.username, user_id = excluded.user_id, content = excluded.content,
-					acted_at = COALESCE(excluded.acted_at, evidence.acted_at),
-					deleted = excluded.deleted, seen_at = excluded.seen_at`), args...)
-			if err != nil {
-				return fmt.Errorf("update: %w", err)
-			}
+			inserted[k] = true
 		}
-		// Last, after every evidence row: a caller holding webhook_targets
-		// rows never waits on an evidence row, and takes them in target
-		// order, so concurrent callers cannot deadlock on PostgreSQL.
-		for _, chunk := range chunks(fed, webhookChunk) {
-			args := make([]any, 0, len(chunk)*2)
-			for _, target := range chunk {
-				args = append(args, target, s.d.timeArg(fedAt[target]))
-			}
-			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO webhook_targets (target, last_at)
-				VALUES `+placeholders(len(chunk), 2)+`
-				ON CONFLICT (target) DO UPDATE SET last_at = excluded.last_at
-				WHERE excluded.last_at > webhook_targets.last_at`), args...)
-			if err != nil {
-				return fmt.Errorf("webhook targets: %w", err)
-			}
+		if err := rows.Close(); err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("save evidence: %w", err)
+		if err := rows.Err(); err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
+		}
+	}
+	var stored []evidenceKey
+	for _, k := range keys {
+		if !inserted[k] {
+			stored = append(stored, k)
+		}
+	}
+	for _, chunk := range chunks(stored, evidenceChunk) {
+		args := make([]any, 0, len(chunk)*10)
+		for _, k := range chunk {
+			args = s.evidenceArgs(args, folded[k])
+		}
+		// The SET list is laterSighting in SQL: source is not in it.
+		_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO evidence (`+evidenceColumns+`)
+			VALUES `+placeholders(len(chunk), 10)+`
+			ON CONFLICT (target, edge, action_id) DO UPDATE SET
+				username = excluded.username, user_id = excluded.user_id, content = excluded.content,
+				acted_at = COALESCE(excluded.acted_at, evidence.acted_at),
+				deleted = excluded.deleted, seen_at = excluded.seen_at`), args...)
+		if err != nil {
+			return 0, fmt.Errorf("update: %w", err)
+		}
+	}
+	// Last, after every evidence row: a caller holding webhook_targets
+	// rows never waits on an evidence row, and takes them in target
+	// order, so concurrent callers cannot deadlock on PostgreSQL.
+	for _, chunk := range chunks(fed, webhookChunk) {
+		args := make([]any, 0, len(chunk)*2)
+		for _, target := range chunk {
+			args = append(args, target, s.d.timeArg(fedAt[target]))
+		}
+		_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO webhook_targets (target, last_at)
+			VALUES `+placeholders(len(chunk), 2)+`
+			ON CONFLICT (target) DO UPDATE SET last_at = excluded.last_at
+			WHERE excluded.last_at > webhook_targets.last_at`), args...)
+		if err != nil {
+			return 0, fmt.Errorf("webhook targets: %w", err)
+		}
 	}
 	return len(inserted), nil
 }

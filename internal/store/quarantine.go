@@ -19,13 +19,8 @@ type Quarantine struct {
 }
 
 func (s *sqlStore) Quarantine(ctx context.Context, owner string, items []Quarantine, now time.Time) (int, error) {
-	if owner == "" {
-		return 0, errors.New("quarantine: empty lease owner")
-	}
-	for i, q := range items {
-		if q.Reason == "" {
-			return 0, fmt.Errorf("quarantine: item %d (claim %d): empty reason", i, q.ClaimID)
-		}
+	if err := checkQuarantine(owner, items); err != nil {
+		return 0, fmt.Errorf("quarantine: %w", err)
 	}
 	if len(items) == 0 {
 		return 0, nil
@@ -36,29 +31,52 @@ func (s *sqlStore) Quarantine(ctx context.Context, owner string, items []Quarant
 	}
 	quarantined := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
-			SET status = 'quarantined', last_error = ?, quarantined_at = ?, lease_owner = '', lease_expires_at = NULL
-			WHERE id = ? AND status = 'leased' AND lease_owner = ?`))
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		at := s.d.timeArg(now)
-		for _, q := range items {
-			res, err := stmt.ExecContext(ctx, q.Reason, at, q.ClaimID, owner)
-			if err != nil {
-				return fmt.Errorf("claim %d: %w", q.ClaimID, err)
-			}
-			n, err := res.RowsAffected()
-			if err != nil {
-				return fmt.Errorf("claim %d: %w", q.ClaimID, err)
-			}
-			quarantined += int(n)
-		}
-		return nil
+		var err error
+		quarantined, err = s.quarantineTx(ctx, tx, owner, items, now)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("quarantine: %w", err)
+	}
+	return quarantined, nil
+}
+
+// checkQuarantine refuses what Quarantine refuses whatever the items: an
+// empty owner, and an item without a reason.
+func checkQuarantine(owner string, items []Quarantine) error {
+	if owner == "" {
+		return errors.New("empty lease owner")
+	}
+	for i, q := range items {
+		if q.Reason == "" {
+			return fmt.Errorf("item %d (claim %d): empty reason", i, q.ClaimID)
+		}
+	}
+	return nil
+}
+
+// quarantineTx is Quarantine in tx, for an owner and items checkQuarantine
+// accepts and a non-zero now. It returns how many it quarantined.
+func (s *sqlStore) quarantineTx(ctx context.Context, tx *sql.Tx, owner string, items []Quarantine, now time.Time) (int, error) {
+	stmt, err := tx.PrepareContext(ctx, s.d.rebind(`UPDATE claims
+		SET status = 'quarantined', last_error = ?, quarantined_at = ?, lease_owner = '', lease_expires_at = NULL
+		WHERE id = ? AND status = 'leased' AND lease_owner = ?`))
+	if err != nil {
+		return 0, err
+	}
+	defer stmt.Close()
+	at := s.d.timeArg(now)
+	quarantined := 0
+	for _, q := range items {
+		res, err := stmt.ExecContext(ctx, q.Reason, at, q.ClaimID, owner)
+		if err != nil {
+			return 0, fmt.Errorf("claim %d: %w", q.ClaimID, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("claim %d: %w", q.ClaimID, err)
+		}
+		quarantined += int(n)
 	}
 	return quarantined, nil
 }

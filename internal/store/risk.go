@@ -25,16 +25,39 @@ type UserFlag struct {
 type tenantUser struct{ tenant, user string }
 
 func (s *sqlStore) FlagUsers(ctx context.Context, flags []UserFlag) error {
+	if err := checkFlags(flags); err != nil {
+		return fmt.Errorf("flag users: %w", err)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := s.flagUsersTx(ctx, tx, flags)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("flag users: %w", err)
+	}
+	return nil
+}
+
+// checkFlags refuses the flags FlagUsers refuses: without a tenant, a user
+// or an Until.
+func checkFlags(flags []UserFlag) error {
 	for i, f := range flags {
 		switch {
 		case f.Tenant == "":
-			return fmt.Errorf("flag users: flag %d: empty tenant", i)
+			return fmt.Errorf("flag %d: empty tenant", i)
 		case f.User == "":
-			return fmt.Errorf("flag users: flag %d (tenant %s): empty user", i, f.Tenant)
+			return fmt.Errorf("flag %d (tenant %s): empty user", i, f.Tenant)
 		case f.Until.IsZero():
-			return fmt.Errorf("flag users: flag %d (%s/%s): zero until", i, f.Tenant, f.User)
+			return fmt.Errorf("flag %d (%s/%s): zero until", i, f.Tenant, f.User)
 		}
 	}
+	return nil
+}
+
+// flagUsersTx is FlagUsers in tx, for flags checkFlags accepts. It returns
+// how many users it flagged: the distinct tenants and users of flags (a
+// stored flag lasting longer is kept all the same).
+func (s *sqlStore) flagUsersTx(ctx context.Context, tx *sql.Tx, flags []UserFlag) (int, error) {
 	// PostgreSQL refuses an upsert that touches a row twice, so a user
 	// flagged more than once in the call is reduced here to the flag the
 	// database would keep: the latest Until, at the precision stored, the
@@ -59,29 +82,23 @@ func (s *sqlStore) FlagUsers(ctx context.Context, flags []UserFlag) error {
 		}
 		return strings.Compare(a.user, b.user)
 	})
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		for _, chunk := range chunks(keys, flagChunk) {
-			args := make([]any, 0, len(chunk)*4)
-			for _, k := range chunk {
-				f := latest[k]
-				args = append(args, f.Tenant, f.User, s.d.timeArg(f.Until), f.Reason)
-			}
-			// The WHERE keeps a stored flag that lasts at least as long,
-			// reason included.
-			_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO user_risk (tenant_id, user_ref, until, reason)
-				VALUES `+placeholders(len(chunk), 4)+`
-				ON CONFLICT (tenant_id, user_ref) DO UPDATE SET until = excluded.until, reason = excluded.reason
-				WHERE excluded.until > user_risk.until`), args...)
-			if err != nil {
-				return err
-			}
+	for _, chunk := range chunks(keys, flagChunk) {
+		args := make([]any, 0, len(chunk)*4)
+		for _, k := range chunk {
+			f := latest[k]
+			args = append(args, f.Tenant, f.User, s.d.timeArg(f.Until), f.Reason)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("flag users: %w", err)
+		// The WHERE keeps a stored flag that lasts at least as long,
+		// reason included.
+		_, err := tx.ExecContext(ctx, s.d.rebind(`INSERT INTO user_risk (tenant_id, user_ref, until, reason)
+			VALUES `+placeholders(len(chunk), 4)+`
+			ON CONFLICT (tenant_id, user_ref) DO UPDATE SET until = excluded.until, reason = excluded.reason
+			WHERE excluded.until > user_risk.until`), args...)
+		if err != nil {
+			return 0, err
+		}
 	}
-	return nil
+	return len(keys), nil
 }
 
 func (s *sqlStore) RiskyUsers(ctx context.Context, tenant string, users []string, now time.Time) ([]string, error) {
