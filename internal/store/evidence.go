@@ -121,6 +121,7 @@ func (s *sqlStore) saveEvidenceTx(ctx context.Context, tx *sql.Tx, actions []Evi
 	// after the other would store.
 	folded := make(map[evidenceKey]EvidenceAction, len(actions))
 	for _, a := range actions {
+		a = withoutNUL(a)
 		k := evidenceKey{a.Target, a.Edge, a.ActionID}
 		if prev, seen := folded[k]; seen {
 			a = laterSighting(prev, a)
@@ -209,6 +210,18 @@ func (s *sqlStore) saveEvidenceTx(ctx context.Context, tx *sql.Tx, actions []Evi
 		}
 	}
 	return len(inserted), nil
+}
+
+// withoutNUL returns a with every NUL byte of its free text (Username,
+// UserID, Text) replaced by U+FFFD, on both databases: PostgreSQL cannot
+// store a NUL in text, and one odd comment read from the Graph API must not
+// fail the save of a whole read. (The webhook parser replaces them on its
+// side already.)
+func withoutNUL(a EvidenceAction) EvidenceAction {
+	a.Username = strings.ReplaceAll(a.Username, "\x00", "\uFFFD")
+	a.UserID = strings.ReplaceAll(a.UserID, "\x00", "\uFFFD")
+	a.Text = strings.ReplaceAll(a.Text, "\x00", "\uFFFD")
+	return a
 }
 
 // webhookSightings returns the targets of webhook actions, sorted, and the

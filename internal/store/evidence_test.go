@@ -222,6 +222,35 @@ func TestSaveEvidenceRefusesInvalidActions(t *testing.T) {
 	})
 }
 
+// A NUL in an action's free text (PostgreSQL cannot store one) is stored as
+// U+FFFD, new or updated, on both databases; the save does not fail.
+func TestSaveEvidenceReplacesNUL(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
+		s := openStore(t, dsn)
+		act := func(id, user, uid, text string, seen time.Time) store.EvidenceAction {
+			return store.EvidenceAction{Target: "m1", Edge: "comments", ActionID: id, Username: user, UserID: uid, Text: text,
+				Time: t0, Source: store.SourceGraph, SeenAt: seen}
+		}
+		if n := saveEvidence(t, s, act("c1", "ann\x00", "\x00uid", "CODE1\x00\x00 hi", t0),
+			act("c2", "bob", "uid-b", "plain", t0)); n != 2 {
+			t.Fatalf("SaveEvidence: %d new, want 2", n)
+		}
+		want := []store.EvidenceAction{
+			act("c1", "ann\uFFFD", "\uFFFDuid", "CODE1\uFFFD\uFFFD hi", t0),
+			act("c2", "bob", "uid-b", "plain", t0),
+		}
+		if got, w := evidenceStrings(evidenceOf(t, s, "m1")), evidenceStrings(want); !slices.Equal(got, w) {
+			t.Errorf("new actions stored\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(w, "\n  "))
+		}
+		// An edit brings a NUL into a stored action.
+		saveEvidence(t, s, act("c2", "b\x00b", "uid-b", "edited\x00", t0.Add(time.Minute)))
+		want[1] = act("c2", "b\uFFFDb", "uid-b", "edited\uFFFD", t0.Add(time.Minute))
+		if got, w := evidenceStrings(evidenceOf(t, s, "m1")), evidenceStrings(want); !slices.Equal(got, w) {
+			t.Errorf("edited action stored\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(w, "\n  "))
+		}
+	})
+}
+
 func TestEvidenceOrderAndTargets(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
 		s := openStore(t, dsn)

@@ -230,7 +230,8 @@ type Store interface {
 	// sighting is recorded. It returns how many actions were new. Actions with
 	// an empty Target, Edge or ActionID are an error, and so are a Source
 	// other than SourceGraph or SourceWebhook and a zero SeenAt (the purge
-	// could never delete it).
+	// could never delete it). A NUL byte in Username, UserID or Text is
+	// stored as U+FFFD, on both databases (PostgreSQL cannot store one).
 	SaveEvidence(ctx context.Context, actions []EvidenceAction) (int, error)
 
 	// Evidence returns what is stored on these targets (every edge): the
