@@ -3,7 +3,8 @@ package store
 // sqlStore, the Store over database/sql for both dialects: its transactions
 // and the helpers every concern shares. Each concern's methods are in a file
 // of their own (tenants.go, tokens.go, claims.go, leases.go, decisions.go,
-// quarantine.go, apikeys.go, risk.go, audit.go, evidence.go, coverage.go).
+// quarantine.go, apikeys.go, risk.go, audit.go, evidence.go, coverage.go);
+// outcome.go writes a chunk's outcome through several of them at once.
 
 import (
 	"context"
@@ -35,6 +36,9 @@ type sqlStore struct {
 	// afterActionsRead, when set (tests only), runs inside Evidence between
 	// its two reads: the moment a concurrent writer could slip in.
 	afterActionsRead func()
+	// afterOutcomeStep, when set (tests only), runs inside RecordOutcome's
+	// transaction after each of its steps; an error from it fails the call.
+	afterOutcomeStep func(step string) error
 }
 
 var _ Store = (*sqlStore)(nil)

@@ -258,5 +258,20 @@ type Store interface {
 	// cutoff is an error.
 	PurgeEvidence(ctx context.Context, seenBefore time.Time) (int, error)
 
+	// ---- Outcomes (outcome.go) ----
+
+	// RecordOutcome writes what one verification or audit chunk found, in one
+	// transaction: either all of it is stored or none. Each part is written
+	// as the method it stands for writes it (see Outcome), in this order:
+	// the evidence, then its coverage, the quarantine, the decisions, the
+	// audit confirmations, the revocations, then the risk flags of the
+	// claims this call found false. What those methods refuse (an evidence
+	// action or coverage SaveEvidence or AddCoverage refuses, a decision
+	// without a verdict, a quarantine without an owner or a reason) and a
+	// zero o.Now fail the call with nothing written. An empty outcome (no
+	// evidence, coverage, decision, quarantine, confirmation or revocation)
+	// writes nothing and succeeds.
+	RecordOutcome(ctx context.Context, o Outcome) (OutcomeResult, error)
+
 	Close() error
 }
