@@ -39,7 +39,7 @@ type Decision struct {
 // Revocation turns one decided claim's verdict into revoked (see
 // Store.Revoke).
 type Revocation struct {
-	ClaimID  int64
+	ClaimID  int64  // the claim revoked; one not decided, or revoked already, is left alone
 	Evidence string // why: the proof found missing, kept in RevokedEvidence
 }
 

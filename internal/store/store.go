@@ -161,7 +161,8 @@ type Store interface {
 	Stats(ctx context.Context) ([]Stats, error)
 
 	// VerdictCounts returns every verdict counter, sorted by tenant, kind,
-	// method and verdict. Decide and Revoke keep them in their transactions.
+	// method and verdict. Decide, Revoke and RecordOutcome keep them in
+	// their transactions.
 	VerdictCounts(ctx context.Context) ([]VerdictCount, error)
 
 	// Decided lists decided claims in id order, for export.
