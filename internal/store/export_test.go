@@ -47,3 +47,10 @@ func migrationProvider(db *sql.DB, backend string) (*goose.Provider, error) {
 // OnEvidenceRead makes s, a store from Open, run fn inside Evidence between
 // its read of the actions and its read of the coverage (nil: nothing).
 func OnEvidenceRead(s Store, fn func()) { s.(*sqlStore).afterActionsRead = fn }
+
+// OnRecordOutcomeStep makes s, a store from Open, run fn inside
+// RecordOutcome's transaction after each of its steps, named in order
+// "evidence", "coverage", "quarantine", "decide", "audit", "revoke",
+// "counts" and "flags" (every step, whether it wrote or not); an error from
+// fn fails the call there (nil: nothing).
+func OnRecordOutcomeStep(s Store, fn func(step string) error) { s.(*sqlStore).afterOutcomeStep = fn }

@@ -25,13 +25,13 @@ func TestQuarantine(t *testing.T) {
 		ids := submit(t, s, t0, newClaim("acme", "poison"), newClaim("acme", "other-owner"), newClaim("acme", "decided"),
 			newClaim("acme", "deferred"), newClaim("acme", "fine"), newClaim("other", "o1"))
 		poison, otherOwner, decided, deferred, fine := ids[0], ids[1], ids[2], ids[3], ids[4]
-		if got, err := s.Claim(ctx, "batch-1", 1, time.Hour, t0); err != nil || len(got) != 1 || got[0].ID != poison {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-1", Limit: 1, TTL: time.Hour, Now: t0}); err != nil || len(got) != 1 || got[0].ID != poison {
 			t.Fatalf("Claim: %v, %v", claimIDs(got), err)
 		}
-		if got, err := s.Claim(ctx, "batch-2", 1, time.Hour, t0); err != nil || len(got) != 1 || got[0].ID != otherOwner {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-2", Limit: 1, TTL: time.Hour, Now: t0}); err != nil || len(got) != 1 || got[0].ID != otherOwner {
 			t.Fatalf("Claim: %v, %v", claimIDs(got), err)
 		}
-		if got, err := s.Claim(ctx, "batch-1", 4, time.Hour, t0); err != nil || len(got) != 4 {
+		if got, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-1", Limit: 4, TTL: time.Hour, Now: t0}); err != nil || len(got) != 4 {
 			t.Fatalf("Claim: %v, %v", claimIDs(got), err)
 		}
 		decideAt(t, s, t0, store.VerdictVerified, decided)
@@ -68,13 +68,13 @@ func TestQuarantine(t *testing.T) {
 		// Out of the queue: not claimable even after its lease would have
 		// expired, and nothing touches it as if it were leased.
 		later := t0.Add(3 * time.Hour)
-		if again, err := s.Claim(ctx, "batch-3", 100, time.Hour, later); err != nil || slices.Contains(claimIDs(again), poison) {
+		if again, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-3", Limit: 100, TTL: time.Hour, Now: later}); err != nil || slices.Contains(claimIDs(again), poison) {
 			t.Fatalf("Claim after quarantine: %v, %v", claimIDs(again), err)
 		}
-		if again, err := s.ClaimQuotas(ctx, "batch-4", []store.Quota{{Tenant: "acme", Targets: -1}}, 100, time.Time{}, time.Hour, later.Add(3*time.Hour)); err != nil || slices.Contains(claimIDs(again), poison) {
+		if again, err := s.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: "batch-4", Quotas: []store.Quota{{Tenant: "acme", Targets: -1}}, Limit: 100, TTL: time.Hour, Now: later.Add(3 * time.Hour)}); err != nil || slices.Contains(claimIDs(again), poison) {
 			t.Fatalf("ClaimQuotas after quarantine: %v, %v", claimIDs(again), err)
 		}
-		if n, err := s.ExtendLease(ctx, "batch-1", []int64{poison}, time.Hour, at); err != nil || n != 0 {
+		if n, err := s.ExtendLease(ctx, store.LeaseExtension{Owner: "batch-1", ClaimIDs: []int64{poison}, TTL: time.Hour, Now: at}); err != nil || n != 0 {
 			t.Errorf("ExtendLease of a quarantined claim: %d, %v", n, err)
 		}
 		if n, err := s.Defer(ctx, "batch-1", []store.Deferral{{ClaimID: poison, NotBefore: at}}); err != nil || n != 0 {
@@ -148,7 +148,7 @@ func TestQuarantine(t *testing.T) {
 		if n, err := s.Release(ctx, []int64{poison}); err != nil || n != 0 {
 			t.Errorf("Release twice = %d, %v", n, err)
 		}
-		again, err := s.Claim(ctx, "batch-5", 100, time.Hour, at)
+		again, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-5", Limit: 100, TTL: time.Hour, Now: at})
 		if err != nil || !slices.Contains(claimIDs(again), poison) {
 			t.Fatalf("Claim after release: %v, %v", claimIDs(again), err)
 		}
@@ -190,7 +190,7 @@ func TestMigrationQuarantineDown(t *testing.T) {
 		c.Since, c.Code = &since, "K7Q2"
 		ids := submit(t, s, t0, newClaim("acme", "pending"), newClaim("acme", "leased"), newClaim("acme", "honor"),
 			newClaim("acme", "poison"), c, newClaim("acme", "last"))
-		if _, err := s.Claim(ctx, "batch", 6, time.Hour, t0); err != nil {
+		if _, err := s.Claim(ctx, store.ClaimParams{Owner: "batch", Limit: 6, TTL: time.Hour, Now: t0}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := s.Defer(ctx, "batch", []store.Deferral{{ClaimID: ids[0], NotBefore: t0.Add(time.Minute), Reason: "later"}}); err != nil {
@@ -260,7 +260,7 @@ func TestMigrationQuarantineDown(t *testing.T) {
 		if got, err := s.Feed(ctx, "acme", 0, 10); err != nil || !slices.Equal(claimIDs(got), ids[2:3]) {
 			t.Errorf("feed after down and up: %v, %v", claimIDs(got), err)
 		}
-		leased, err := s.Claim(ctx, "batch-2", 10, time.Hour, t0.Add(2*time.Hour))
+		leased, err := s.Claim(ctx, store.ClaimParams{Owner: "batch-2", Limit: 10, TTL: time.Hour, Now: t0.Add(2 * time.Hour)})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,22 +1,17 @@
 package store_test
 
+// Tokens: connecting them, and recording what their checks found.
+
 import (
 	"context"
-	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/socialproof/verifier/internal/store"
-	"github.com/socialproof/verifier/internal/testenv"
 )
 
 // sealedOf is a stand-in for a vault's output: distinct bytes per tag (the
@@ -336,16 +331,16 @@ func TestMarkTokenState(t *testing.T) {
 		tok := connected("acme-ig", "acme", "v1")
 		connect(t, s, tok)
 		at := t0.Add(time.Hour)
-		if err := s.MarkTokenState(ctx, "acme-ig", store.TokenInvalid, "graph error 190: session expired", at); err != nil {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "acme-ig", State: store.TokenInvalid, Reason: "graph error 190: session expired", At: at}); err != nil {
 			t.Fatal(err)
 		}
 		// Only state, reason and checked_at change.
 		tok.Health.State, tok.Health.Reason, tok.Health.CheckedAt = store.TokenInvalid, "graph error 190: session expired", at
 		wantToken(t, s, tok)
-		if err := s.MarkTokenState(ctx, "acme-ig", "broken", "", at); err == nil {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "acme-ig", State: "broken", At: at}); err == nil {
 			t.Error(`MarkTokenState("broken") succeeded`)
 		}
-		if err := s.MarkTokenState(ctx, "nobody", store.TokenInvalid, "", at); !errors.Is(err, store.ErrNotFound) {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "nobody", State: store.TokenInvalid, At: at}); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("MarkTokenState(nobody): %v, want ErrNotFound", err)
 		}
 	})
@@ -376,14 +371,14 @@ func TestRevokedTokenStaysRevoked(t *testing.T) {
 				return s.SetTokenHealth(ctx, id, store.TokenHealth{State: store.TokenUnknown, CheckedAt: at})
 			}},
 			{"a 190 during verification", func(id string, at time.Time) error {
-				return s.MarkTokenState(ctx, id, store.TokenInvalid, "graph error 190", at)
+				return s.MarkTokenState(ctx, store.TokenMark{ID: id, State: store.TokenInvalid, Reason: "graph error 190", At: at})
 			}},
 			{"a healthy mark", func(id string, at time.Time) error {
-				return s.MarkTokenState(ctx, id, store.TokenHealthy, "", at)
+				return s.MarkTokenState(ctx, store.TokenMark{ID: id, State: store.TokenHealthy, At: at})
 			}},
 		}
 		for _, id := range []string{"acme-ig", "file-token"} {
-			if err := s.MarkTokenState(ctx, id, store.TokenRevoked, "deauthorized by the user", t0); err != nil {
+			if err := s.MarkTokenState(ctx, store.TokenMark{ID: id, State: store.TokenRevoked, Reason: "deauthorized by the user", At: t0}); err != nil {
 				t.Fatal(err)
 			}
 			for i, tt := range later {
@@ -401,7 +396,7 @@ func TestRevokedTokenStaysRevoked(t *testing.T) {
 			}
 		}
 		// Revoking again is harmless.
-		if err := s.MarkTokenState(ctx, "acme-ig", store.TokenRevoked, "again", t0); err != nil {
+		if err := s.MarkTokenState(ctx, store.TokenMark{ID: "acme-ig", State: store.TokenRevoked, Reason: "again", At: t0}); err != nil {
 			t.Fatal(err)
 		}
 		// Only a new connection brings it back.
@@ -457,395 +452,4 @@ func TestTokensByMetaUser(t *testing.T) {
 			t.Error("TokensByMetaUser(\"\") succeeded")
 		}
 	})
-}
-
-func TestRewrapToken(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
-		s := openStore(t, dsn)
-		ctx := context.Background()
-		addTenants(t, s, "acme")
-		old := sealedOf("v1", "k1")
-		newWrap := store.SealedSecret{Ciphertext: old.Ciphertext, WrappedKey: []byte("wk-under-k2"), MasterKeyID: "k2"}
-		tests := []struct {
-			name    string
-			id      string
-			from    string
-			to      store.SealedSecret
-			updated bool
-		}{
-			{"another from key", "acme-ig", "k0", newWrap, false},
-			{"another ciphertext (reconnected)", "acme-ig", "k1",
-				store.SealedSecret{Ciphertext: []byte("ct-other"), WrappedKey: newWrap.WrappedKey, MasterKeyID: "k2"}, false},
-			{"a missing token", "nobody", "k1", newWrap, false},
-			{"a reference token", "file-token", "k1", newWrap, false},
-			{"the row as read", "acme-ig", "k1", newWrap, true},
-			{"the same again (already rewrapped)", "acme-ig", "k1", newWrap, false},
-		}
-		tok := connected("acme-ig", "acme", "v1")
-		tok.Sealed = old
-		connect(t, s, tok)
-		if err := s.UpsertToken(ctx, store.Token{ID: "file-token", BudgetWindow: "1h", SecretRef: "env:T"}); err != nil {
-			t.Fatal(err)
-		}
-		for _, tt := range tests {
-			before := tokenString(getToken(t, s, "acme-ig"))
-			ok, err := s.RewrapToken(ctx, tt.id, tt.from, tt.to)
-			if err != nil || ok != tt.updated {
-				t.Errorf("%s: RewrapToken = %v, %v; want %v", tt.name, ok, err, tt.updated)
-			}
-			if !tt.updated {
-				if after := tokenString(getToken(t, s, "acme-ig")); after != before {
-					t.Errorf("%s: the row changed:\n got %s\nwant %s", tt.name, after, before)
-				}
-			}
-		}
-		// Only the wrapped key and its key id changed.
-		tok.Sealed = &newWrap
-		wantToken(t, s, tok)
-		if got := getToken(t, s, "file-token"); got.Sealed != nil {
-			t.Errorf("file-token after RewrapToken: %s", tokenString(got))
-		}
-		for _, bad := range []store.SealedSecret{
-			{WrappedKey: []byte("w"), MasterKeyID: "k3"},
-			{Ciphertext: old.Ciphertext, MasterKeyID: "k3"},
-			{Ciphertext: old.Ciphertext, WrappedKey: []byte("w")},
-		} {
-			if _, err := s.RewrapToken(ctx, "acme-ig", "k2", bad); err == nil {
-				t.Errorf("RewrapToken with an incomplete sealed secret %+v succeeded", bad)
-			}
-		}
-		if _, err := s.RewrapToken(ctx, "acme-ig", "", newWrap); err == nil {
-			t.Error("RewrapToken from an empty key id succeeded")
-		}
-	})
-}
-
-// A database error in ConnectToken does not carry the sealed bytes, not
-// even in the PostgreSQL error's detail (which quotes the failing row).
-func TestConnectTokenErrorsHideSealedBytes(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
-		s := openStore(t, dsn)
-		ctx := context.Background()
-		addTenants(t, s, "acme")
-		raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
-		// A planted failure on a row carrying sealed bytes.
-		plant := map[string]string{
-			testenv.SQLite: `CREATE TRIGGER planted BEFORE INSERT ON tokens WHEN NEW.token_type = 'BOOM'
-				BEGIN SELECT RAISE(ABORT, 'planted failure'); END`,
-			testenv.Postgres: `ALTER TABLE tokens ADD CONSTRAINT planted CHECK (token_type <> 'BOOM')`,
-		}[b.name]
-		if _, err := raw.Exec(plant); err != nil {
-			t.Fatal(err)
-		}
-		tok := connected("acme-ig", "acme", "v1")
-		tok.Health.Type = "BOOM"
-		secrets := [][]byte{tok.Sealed.Ciphertext, tok.Sealed.WrappedKey}
-		leaks := func(msg string) bool {
-			for _, sb := range secrets {
-				if strings.Contains(msg, string(sb)) || strings.Contains(strings.ToLower(msg), hex.EncodeToString(sb)) {
-					return true
-				}
-			}
-			return false
-		}
-		if b.name == testenv.Postgres {
-			// The control: PostgreSQL's own error does quote the row.
-			_, rawErr := raw.Exec(`INSERT INTO tokens (id, budget_window, sealed_value, wrapped_key, master_key_id, token_type)
-				VALUES ('x', '1h', $1, $2, 'k1', 'BOOM')`, tok.Sealed.Ciphertext, tok.Sealed.WrappedKey)
-			var pgErr *pgconn.PgError
-			if !errors.As(rawErr, &pgErr) || !leaks(pgErr.Detail) {
-				t.Fatalf("control: the raw error %v does not quote the sealed bytes; the test proves nothing", rawErr)
-			}
-		}
-		err = s.ConnectToken(ctx, tok)
-		if err == nil {
-			t.Fatal("ConnectToken succeeded despite the planted failure")
-		}
-		if leaks(err.Error()) || leaks(fmt.Sprintf("%+v %#v", err, err)) {
-			t.Errorf("ConnectToken error carries sealed bytes: %v", err)
-		}
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (leaks(pgErr.Detail) || leaks(pgErr.Where)) {
-			t.Errorf("ConnectToken error wraps a PostgreSQL error quoting the sealed bytes: %q", pgErr.Detail)
-		}
-		if _, err := s.Token(ctx, "acme-ig"); !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Token after the failed connection: %v, want ErrNotFound", err)
-		}
-		if got := tenantToken(t, s, "acme"); got != "" {
-			t.Errorf("acme's token after the failed connection: %q", got)
-		}
-	})
-}
-
-// Undecodable scopes fail only a read of that row, as accounts do.
-func TestPoisonScopesDoNotFailLists(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
-		s := openStore(t, dsn)
-		ctx := context.Background()
-		addTenants(t, s, "acme")
-		connect(t, s, connected("good", "acme", "g"))
-		connect(t, s, connected("poison", "acme", "p"))
-		raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
-		if _, err := raw.Exec(`UPDATE tokens SET scopes = '{not json' WHERE id = 'poison'`); err != nil {
-			t.Fatal(err)
-		}
-		tokens, err := s.Tokens(ctx)
-		if err != nil || len(tokens) != 2 || len(tokens[0].Health.Scopes) != 2 || tokens[1].Health.Scopes == nil || len(tokens[1].Health.Scopes) != 0 {
-			t.Errorf("Tokens() = %v, %v; want good with its scopes and poison with none", tokens, err)
-		}
-		if _, err := s.Token(ctx, "poison"); err == nil || errors.Is(err, store.ErrNotFound) {
-			t.Errorf("Token(poison): %v, want a decode error", err)
-		}
-	})
-}
-
-// ---- migration 00008 ----
-
-// Migration 00008 goes down and up again on a database holding reference,
-// connected and app tokens: reference tokens keep their columns (their health
-// goes, they are checked again), rows that need the new columns (connected
-// tokens, the app row) are dropped, and the old constraints hold again.
-func TestMigrationTokenLifecycleDown(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
-		ctx := context.Background()
-		s, err := store.Open(ctx, dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ref := store.Token{ID: "file-token", Accounts: []string{"1"}, BudgetCalls: 4800, BudgetWindow: "24h", SecretRef: "file:/run/secrets/page"}
-		for _, tok := range []store.Token{ref, {ID: store.AppTokenID, BudgetCalls: 200, BudgetWindow: "1h"}} {
-			if err := s.UpsertToken(ctx, tok); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := s.SetTokenHealth(ctx, "file-token", store.TokenHealth{State: store.TokenHealthy, MetaUserID: "u1"}); err != nil {
-			t.Fatal(err)
-		}
-		addTenants(t, s, "acme")
-		connect(t, s, connected("acme-ig", "acme", "v1"))
-
-		raw := closeAndMigrateDown(t, s, b, dsn, 7)
-		for _, col := range []string{"tenant_id", "sealed_value", "state", "meta_user_id"} {
-			if _, err := raw.Exec(`SELECT ` + col + ` FROM tokens`); err == nil {
-				t.Errorf("tokens.%s still exists after down", col)
-			}
-		}
-		var id, accounts, window, secretRef string
-		var calls int
-		rows, err := raw.Query(`SELECT id, accounts, budget_calls, budget_window, secret_ref FROM tokens`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n int
-		for rows.Next() {
-			if err := rows.Scan(&id, &accounts, &calls, &window, &secretRef); err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
-		}
-		if n != 1 || id != "file-token" || accounts != `["1"]` || calls != 4800 || window != "24h" || secretRef != "file:/run/secrets/page" {
-			t.Errorf("tokens after down: %d rows, last %s %s %d %s %s; want file-token alone, unchanged", n, id, accounts, calls, window, secretRef)
-		}
-		for _, insert := range []string{
-			`INSERT INTO tokens (id, budget_window) VALUES ('app', '1h')`,                                     // NOT NULL again
-			`INSERT INTO tokens (id, budget_window, secret_ref) VALUES ('raw', '1h', 'EAABsbCS1iHgBAKZA123')`, // the old CHECK
-		} {
-			if _, err := raw.Exec(insert); err == nil {
-				t.Errorf("after down, %s succeeded", insert)
-			}
-		}
-
-		s = openStore(t, dsn) // migrates up again
-		wantToken(t, s, store.Token{ID: "file-token", Accounts: []string{"1"}, BudgetCalls: 4800, BudgetWindow: "24h", SecretRef: "file:/run/secrets/page",
-			Health: store.TokenHealth{State: store.TokenUnknown, Scopes: []string{}}})
-		for _, id := range []string{"acme-ig", store.AppTokenID} {
-			if _, err := s.Token(ctx, id); !errors.Is(err, store.ErrNotFound) {
-				t.Errorf("Token(%s) after down and up: %v, want ErrNotFound", id, err)
-			}
-		}
-		// The tenant still names its dropped token (documented in the Down).
-		if got := tenantToken(t, s, "acme"); got != "acme-ig" {
-			t.Errorf("acme's token after down and up: %q", got)
-		}
-		again := connected("acme-ig", "acme", "v2")
-		connect(t, s, again)
-		wantToken(t, s, again)
-		if err := s.UpsertToken(ctx, store.Token{ID: store.AppTokenID, BudgetWindow: "1h"}); err != nil {
-			t.Errorf("UpsertToken(app) after down and up: %v", err)
-		}
-	})
-}
-
-// tokensSchema describes the tokens table: its columns, its constraints (the
-// table's SQL on SQLite) and its indexes, whitespace folded.
-func tokensSchema(t *testing.T, b backend, db *sql.DB) []string {
-	t.Helper()
-	queries := map[string][]string{
-		testenv.SQLite: {
-			`SELECT cid || ' ' || name || ' ' || type || ' notnull=' || "notnull" || ' default=' || COALESCE(dflt_value, '') || ' pk=' || pk
-				FROM pragma_table_info('tokens') ORDER BY cid`,
-			`SELECT replace(sql, 'CREATE TABLE "tokens"', 'CREATE TABLE tokens') FROM sqlite_master WHERE type = 'table' AND name = 'tokens'`,
-			`SELECT name || ': ' || sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'tokens' AND sql IS NOT NULL ORDER BY name`,
-		},
-		testenv.Postgres: {
-			`SELECT ordinal_position || ' ' || column_name || ' ' || data_type || ' nullable=' || is_nullable || ' default=' || COALESCE(column_default, '')
-				FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'tokens' ORDER BY ordinal_position`,
-			`SELECT conname || ': ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'tokens'::regclass ORDER BY conname`,
-			`SELECT indexname || ': ' || indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename = 'tokens' ORDER BY indexname`,
-		},
-	}[b.name]
-	var out []string
-	for _, q := range queries {
-		rows, err := db.Query(q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for rows.Next() {
-			var line string
-			if err := rows.Scan(&line); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, strings.Join(strings.Fields(line), " "))
-		}
-		if err := rows.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
-
-// 00008 adds its columns in the same order on both databases, and its Down
-// gives back exactly the tokens table of 00001-00007 (columns, constraints,
-// indexes).
-func TestMigrationTokenLifecycleSchema(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
-		ctx := context.Background()
-		path := b.rawDSN(dsn)
-		if b.name == testenv.SQLite {
-			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-				t.Fatal(err)
-			}
-		}
-		db, err := sql.Open(b.rawDriver, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
-		if err := store.MigrateUpTo(ctx, db, b.name, 7); err != nil {
-			t.Fatal(err)
-		}
-		schema7 := tokensSchema(t, b, db)
-		if err := store.MigrateUpTo(ctx, db, b.name, 8); err != nil {
-			t.Fatal(err)
-		}
-		var columns []string
-		rows, err := db.Query(`SELECT * FROM tokens`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		columns, err = rows.Columns()
-		rows.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantColumns := []string{"id", "accounts", "budget_calls", "budget_window", "secret_ref", "tenant_id", "connected_at",
-			"sealed_value", "wrapped_key", "master_key_id", "state", "state_reason", "checked_at", "expires_at", "data_access_expires_at",
-			"scopes", "token_type", "meta_user_id"}
-		if !slices.Equal(columns, wantColumns) {
-			t.Errorf("tokens columns at 00008:\n%v\nwant\n%v", columns, wantColumns)
-		}
-		schema8 := tokensSchema(t, b, db)
-		if !slices.ContainsFunc(schema8, func(s string) bool {
-			return strings.HasPrefix(s, "tokens_meta_user: CREATE INDEX tokens_meta_user ON ")
-		}) {
-			t.Errorf("no index tokens_meta_user at 00008:\n%s", strings.Join(schema8, "\n"))
-		}
-		if err := store.MigrateDownTo(ctx, db, b.name, 7); err != nil {
-			t.Fatal(err)
-		}
-		if down := tokensSchema(t, b, db); !slices.Equal(down, schema7) {
-			t.Errorf("tokens after down:\n%s\nwant\n%s", strings.Join(down, "\n"), strings.Join(schema7, "\n"))
-		}
-		if b.name == testenv.SQLite {
-			var check string
-			if err := db.QueryRow(`PRAGMA integrity_check`).Scan(&check); err != nil || check != "ok" {
-				t.Errorf("integrity_check: %s, %v", check, err)
-			}
-		}
-	})
-}
-
-// The CHECKs of 00008 refuse rows the store never writes: a raw value as
-// secret_ref, a row with no way to its value, a partial sealed value, an
-// unknown state.
-func TestMigrationTokenLifecycleChecks(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, b backend, dsn string) {
-		openStore(t, dsn)
-		raw, err := sql.Open(b.rawDriver, b.rawDSN(dsn))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer raw.Close()
-		blob := map[string]string{testenv.SQLite: `x'00ff'`, testenv.Postgres: `'\x00ff'::bytea`}[b.name]
-		tests := []struct {
-			name   string
-			values string // (id, secret_ref, sealed_value, wrapped_key, master_key_id, state)
-			ok     bool
-		}{
-			{"reference", `'r', 'env:T', NULL, NULL, NULL, 'unknown'`, true},
-			{"sealed", `'s', NULL, ` + blob + `, ` + blob + `, 'k1', 'healthy'`, true},
-			{"app row", `'app', NULL, NULL, NULL, NULL, 'unknown'`, true},
-			{"raw value as secret_ref", `'x1', 'EAABsbCS1iHg', NULL, NULL, NULL, 'unknown'`, false},
-			{"nothing", `'x2', NULL, NULL, NULL, NULL, 'unknown'`, false},
-			{"no wrapped key", `'x3', NULL, ` + blob + `, NULL, 'k1', 'unknown'`, false},
-			{"no master key id", `'x4', NULL, ` + blob + `, ` + blob + `, NULL, 'unknown'`, false},
-			{"a key id alone beside a ref", `'x5', 'env:T', NULL, NULL, 'k1', 'unknown'`, false},
-			{"unknown state", `'x6', 'env:T', NULL, NULL, NULL, 'fine'`, false},
-		}
-		for _, tt := range tests {
-			_, err := raw.Exec(`INSERT INTO tokens (id, secret_ref, sealed_value, wrapped_key, master_key_id, state, budget_window) VALUES (` + tt.values + `, '1h')`)
-			if (err == nil) != tt.ok {
-				t.Errorf("%s: insert err %v, want ok=%v", tt.name, err, tt.ok)
-			}
-		}
-	})
-}
-
-func TestTokenHealthExpiresFirst(t *testing.T) {
-	day := func(n int) time.Time { return time.Date(2031, 1, n, 0, 0, 0, 0, time.UTC) }
-	tests := []struct {
-		expires, dataAccess, want time.Time
-	}{
-		{day(5), day(9), day(5)},
-		{day(9), day(5), day(5)},
-		{time.Time{}, day(5), day(5)}, // never expires, but its data access does
-		{day(5), time.Time{}, day(5)},
-		{time.Time{}, time.Time{}, time.Time{}},
-	}
-	for _, tt := range tests {
-		if got := (store.TokenHealth{ExpiresAt: tt.expires, DataAccessExpiresAt: tt.dataAccess}).ExpiresFirst(); !got.Equal(tt.want) {
-			t.Errorf("ExpiresFirst(%v, %v) = %v, want %v", tt.expires, tt.dataAccess, got, tt.want)
-		}
-	}
-}
-
-func TestTokenTenants(t *testing.T) {
-	tokens := []store.Token{{ID: "platform"}, {ID: "file-b"}, {ID: "tok-c", Tenant: "c"}, {ID: "app"}}
-	tenants := []store.Tenant{{ID: "a"}, {ID: "b", TokenID: "file-b"}, {ID: "c", TokenID: "tok-c"}}
-	got := store.TokenTenants(tokens, tenants)
-	want := map[string]string{"file-b": "b", "tok-c": "c"}
-	if len(got) != len(want) || got["file-b"] != "b" || got["tok-c"] != "c" {
-		t.Errorf("TokenTenants = %v, want %v", got, want)
-	}
 }
