@@ -149,7 +149,7 @@ type ExtendLeaseInput struct {
 // holds them is their lease's only keeper: it extends it before each wait
 // and each chunk it runs.
 func (a *Activities) ExtendLease(ctx context.Context, in ExtendLeaseInput) (int, error) {
-	n, err := a.Store.ExtendLease(ctx, in.Owner, in.ClaimIDs, in.TTL, a.now())
+	n, err := a.Store.ExtendLease(ctx, store.LeaseExtension{Owner: in.Owner, ClaimIDs: in.ClaimIDs, TTL: in.TTL, Now: a.now()})
 	if err != nil {
 		return 0, fmt.Errorf("extend lease: %w", err)
 	}

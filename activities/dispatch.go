@@ -72,7 +72,7 @@ func (a *Activities) ClaimBatch(ctx context.Context, in ClaimBatchInput) (ClaimB
 	if in.Horizon > 0 {
 		claims, bounded, err = a.claimWithinBudgets(ctx, in, modeOf)
 	} else {
-		claims, err = a.Store.Claim(ctx, in.Owner, in.Limit, in.LeaseTTL, a.now())
+		claims, err = a.Store.Claim(ctx, store.ClaimParams{Owner: in.Owner, Limit: in.Limit, TTL: in.LeaseTTL, Now: a.now()})
 	}
 	if err != nil {
 		return ClaimBatchResult{}, fmt.Errorf("claim batch: %w", err)
@@ -157,7 +157,7 @@ func (a *Activities) claimWithinBudgets(ctx context.Context, in ClaimBatchInput,
 			bounded = append(bounded, quotas[i])
 		}
 	}
-	claims, err := a.Store.ClaimQuotas(ctx, in.Owner, quotas, in.Limit, fedSince, in.LeaseTTL, now)
+	claims, err := a.Store.ClaimQuotas(ctx, store.ClaimQuotasParams{Owner: in.Owner, Quotas: quotas, Limit: in.Limit, FedSince: fedSince, TTL: in.LeaseTTL, Now: now})
 	if err != nil {
 		return nil, nil, err
 	}

@@ -75,7 +75,7 @@ func (h *harness) submit(t *testing.T, tenant string, n int, fraud float64, kind
 	if _, err := h.st.Submit(ctx, claims, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	leased, err := h.st.Claim(ctx, owner, 10_000, time.Hour, time.Now())
+	leased, err := h.st.Claim(ctx, store.ClaimParams{Owner: owner, Limit: 10_000, TTL: time.Hour, Now: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,13 +439,13 @@ func TestBehindReadersOnlyForClaimsOneReadProves(t *testing.T) {
 	if _, err := h.st.Submit(ctx, []claim.Claim{mk("old-comment", claim.IGComment), mk("old-mention", claim.IGMention)}, now.Add(-time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.st.Claim(ctx, "other-batch", 10, time.Hour, now); err != nil {
+	if _, err := h.st.Claim(ctx, store.ClaimParams{Owner: "other-batch", Limit: 10, TTL: time.Hour, Now: now}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := h.st.Submit(ctx, []claim.Claim{mk("new-comment", claim.IGComment), mk("new-mention", claim.IGMention)}, now); err != nil {
 		t.Fatal(err)
 	}
-	mine, err := h.st.Claim(ctx, owner, 10, time.Hour, now)
+	mine, err := h.st.Claim(ctx, store.ClaimParams{Owner: owner, Limit: 10, TTL: time.Hour, Now: now})
 	if err != nil || len(mine) != 2 {
 		t.Fatalf("Claim: %d, %v", len(mine), err)
 	}

@@ -164,7 +164,7 @@ func (b *seedBaseline) run(ctx context.Context, s *system, client *graph.Client,
 	hourAgo := max(0, len(*totals)-61)
 	honor := total-(*totals)[hourAgo] > baselineHonorRate
 
-	claims, err := s.st.Claim(ctx, baselineOwner, baselineBatch, time.Hour, time.Now())
+	claims, err := s.st.Claim(ctx, store.ClaimParams{Owner: baselineOwner, Limit: baselineBatch, TTL: time.Hour, Now: time.Now()})
 	if err != nil || len(claims) == 0 {
 		return
 	}

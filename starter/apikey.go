@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/socialproof/verifier/internal/store"
 )
 
 // apiKey makes a platform API key for a tenant: 32 random bytes, printed
@@ -35,7 +37,7 @@ func apiKey(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("random key: %w", err)
 	}
 	key := base64.RawURLEncoding.EncodeToString(raw)
-	if err := st.AddAPIKey(ctx, *tenant, *name, key, time.Now()); err != nil {
+	if err := st.AddAPIKey(ctx, store.APIKey{Tenant: *tenant, Name: *name, Key: key, Now: time.Now()}); err != nil {
 		return err
 	}
 	// The key itself goes to stdout only, for the operator to hand over.

@@ -29,7 +29,7 @@ func TestQuarantineCommand(t *testing.T) {
 	if _, err := submitClaims(ctx, st, strings.NewReader(strings.Join(lines, "\n")), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	leased, err := st.Claim(ctx, "batch", 10, time.Hour, time.Now())
+	leased, err := st.Claim(ctx, store.ClaimParams{Owner: "batch", Limit: 10, TTL: time.Hour, Now: time.Now()})
 	if err != nil || len(leased) != 4 {
 		t.Fatalf("claim: %d, %v", len(leased), err)
 	}

@@ -73,7 +73,7 @@ func TestExportAndStatus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	leased, err := st.Claim(ctx, "test", 2, time.Minute, time.Now())
+	leased, err := st.Claim(ctx, store.ClaimParams{Owner: "test", Limit: 2, TTL: time.Minute, Now: time.Now()})
 	if err != nil || len(leased) != 2 {
 		t.Fatalf("claim: %v %d", err, len(leased))
 	}

@@ -40,7 +40,7 @@ func TestEngineCollectorReadsTheStore(t *testing.T) {
 	}
 	// Of the two open claims one is leased, the other (b) quarantined: a
 	// poison claim, neither open nor decided.
-	leased, err := st.Claim(ctx, "batch", 2, time.Hour, time.Now())
+	leased, err := st.Claim(ctx, store.ClaimParams{Owner: "batch", Limit: 2, TTL: time.Hour, Now: time.Now()})
 	if err != nil || len(leased) != 2 {
 		t.Fatal(len(leased), err)
 	}

@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"slices"
+	"time"
 
 	"go.temporal.io/sdk/workflow"
 
@@ -13,6 +14,10 @@ import (
 // makes no call, so it needs no permit and reads only the store.
 const storedOnlyChunk = 500
 
+// storedChunkTime is the lease a stored-evidence chunk is given: it reads
+// the store only, in well under a second.
+const storedChunkTime = time.Minute
+
 // storedChunks checks claims from stored evidence alone (webhooks, earlier
 // reads), storedOnlyChunk at a time, and records the counts. As a final
 // check a stored read made after a claim's grace delay rejects it;
@@ -23,6 +28,11 @@ func (b *tenantBatch) storedChunks(ctx workflow.Context, tokenID string, ids []i
 	actx := workflow.WithActivityOptions(ctx, graphActivityOptions)
 	var results []activities.VerifyResult
 	for chunk := range slices.Chunk(ids, storedOnlyChunk) {
+		if len(results) > 0 {
+			// Many chunks (an honor backlog) can outlast the lease the
+			// Dispatcher gave: keep it, as for every wait and read.
+			b.holdLease(ctx, workflow.Now(ctx).Add(storedChunkTime))
+		}
 		var r activities.VerifyResult
 		if err := workflow.ExecuteActivity(actx, a.VerifyClaims, activities.VerifyInput{
 			TenantID: b.in.TenantID, TokenID: tokenID, ClaimIDs: chunk,

@@ -18,8 +18,9 @@ func TestReplay(t *testing.T) {
 	// dispatcher_before_governor.json predates the Governor ("governor").
 	// governor_before_backlog_rule.json predates the backlog rule
 	// ("backlog-rule": it replays on the plan's arrival rule).
-	// audit.json, chaos_audit.json and tokenhealth.json predate their
-	// activities reserving their own permits ("permits-in-activity").
+	// audit_before_permits_in_activity.json and
+	// tokenhealth_before_permits_in_activity.json predate their activities
+	// reserving their own permits ("permits-in-activity").
 	//
 	// TenantBatch started afresh when its activities began negotiating their
 	// own permits (issue 20): nothing deployed ran the older commands, so
@@ -30,6 +31,7 @@ func TestReplay(t *testing.T) {
 		"dispatcher.json", "tenantbatch.json", "tenantbatch_sample.json", "tenantbatch_honor.json",
 		"limiter.json", "limiter_continued.json", "governor.json", "audit.json", "evidence_purge.json",
 		"dispatcher_before_governor.json", "governor_before_backlog_rule.json",
+		"audit_before_permits_in_activity.json", "tokenhealth_before_permits_in_activity.json",
 		// chaos_<type>.json: per workflow type, the history that saw the most
 		// faults in a chaos run (go run ./chaos -scenarios sigkill
 		// -claims 3000 -record-histories workflows/testdata).

@@ -66,7 +66,7 @@ func newAPI(t *testing.T) (client, store.Store) {
 	st, _ := testenv.OpenStore(t, testenv.SQLite)
 	ctx := context.Background()
 	for tenant, key := range map[string]string{"acme": acmeKey, "other": otherKey} {
-		if err := st.AddAPIKey(ctx, tenant, "test", key, time.Now()); err != nil {
+		if err := st.AddAPIKey(ctx, store.APIKey{Tenant: tenant, Name: "test", Key: key, Now: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

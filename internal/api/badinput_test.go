@@ -343,10 +343,10 @@ func TestSubmitDefaultBatchLimit(t *testing.T) {
 func newAPIOn(t *testing.T, backend string, maxBody int64, maxBatch int) (string, store.Store) {
 	t.Helper()
 	st, _ := testenv.OpenStore(t, backend)
-	if err := st.AddAPIKey(context.Background(), "acme", "test", acmeKey, time.Now()); err != nil {
+	if err := st.AddAPIKey(context.Background(), store.APIKey{Tenant: "acme", Name: "test", Key: acmeKey, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.AddAPIKey(context.Background(), "other", "test", otherKey, time.Now()); err != nil {
+	if err := st.AddAPIKey(context.Background(), store.APIKey{Tenant: "other", Name: "test", Key: otherKey, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer((&api.Server{Store: st, MaxBody: maxBody, MaxBatch: maxBatch}).Handler())

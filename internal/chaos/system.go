@@ -147,7 +147,7 @@ func startSystem(ctx context.Context, o Options, sc Scenario, dir string, log fu
 	}
 	for _, t := range s.tenants.Tenants {
 		key := randomSecret(32)
-		if err := s.st.AddAPIKey(ctx, t.ID, "chaos", key, time.Now()); err != nil {
+		if err := s.st.AddAPIKey(ctx, store.APIKey{Tenant: t.ID, Name: "chaos", Key: key, Now: time.Now()}); err != nil {
 			return nil, err
 		}
 		s.apiKeys[t.ID] = key

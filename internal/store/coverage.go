@@ -38,20 +38,13 @@ func (s *sqlStore) coverages(ctx context.Context, tx *sql.Tx, targets []string) 
 		if err != nil {
 			return nil, fmt.Errorf("coverage: %w", err)
 		}
-		for rows.Next() {
-			var c Coverage
-			if err := rows.Scan(&c.Target, &c.Edge, timeColumn{&c.From}, timeColumn{&c.To}, timeColumn{&c.ReadAt}); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("coverage: %w", err)
-			}
-			coverages = append(coverages, c)
-		}
-		if err := rows.Close(); err != nil {
+		got, err := collect(rows, func(r scanner) (c Coverage, err error) {
+			return c, r.Scan(&c.Target, &c.Edge, timeColumn{&c.From}, timeColumn{&c.To}, timeColumn{&c.ReadAt})
+		})
+		if err != nil {
 			return nil, fmt.Errorf("coverage: %w", err)
 		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("coverage: %w", err)
-		}
+		coverages = append(coverages, got...)
 	}
 	slices.SortFunc(coverages, func(a, b Coverage) int {
 		if c := strings.Compare(a.Target, b.Target); c != 0 {

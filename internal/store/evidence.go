@@ -156,19 +156,14 @@ func (s *sqlStore) saveEvidenceTx(ctx context.Context, tx *sql.Tx, actions []Evi
 		if err != nil {
 			return 0, fmt.Errorf("insert: %w", err)
 		}
-		for rows.Next() {
-			var k evidenceKey
-			if err := rows.Scan(&k.target, &k.edge, &k.action); err != nil {
-				rows.Close()
-				return 0, fmt.Errorf("insert: %w", err)
-			}
+		got, err := collect(rows, func(r scanner) (k evidenceKey, err error) {
+			return k, r.Scan(&k.target, &k.edge, &k.action)
+		})
+		if err != nil {
+			return 0, fmt.Errorf("insert: %w", err)
+		}
+		for _, k := range got {
 			inserted[k] = true
-		}
-		if err := rows.Close(); err != nil {
-			return 0, fmt.Errorf("insert: %w", err)
-		}
-		if err := rows.Err(); err != nil {
-			return 0, fmt.Errorf("insert: %w", err)
 		}
 	}
 	var stored []evidenceKey
@@ -284,22 +279,13 @@ func (s *sqlStore) evidenceActions(ctx context.Context, tx *sql.Tx, targets []st
 		if err != nil {
 			return nil, fmt.Errorf("actions: %w", err)
 		}
-		for rows.Next() {
-			// Unlike a poison claim, an unreadable action fails the read:
-			// skipping it would make a proof look absent.
-			a, err := scanEvidence(rows)
-			if err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("actions: %w", err)
-			}
-			actions = append(actions, a)
-		}
-		if err := rows.Close(); err != nil {
+		// Unlike a poison claim, an unreadable action fails the read:
+		// skipping it would make a proof look absent.
+		got, err := collect(rows, scanEvidence)
+		if err != nil {
 			return nil, fmt.Errorf("actions: %w", err)
 		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("actions: %w", err)
-		}
+		actions = append(actions, got...)
 	}
 	// Sorted here rather than by ORDER BY: byte order whatever PostgreSQL's
 	// collation, and NULL times last on both databases.
@@ -328,23 +314,44 @@ func (s *sqlStore) PurgeEvidence(ctx context.Context, seenBefore time.Time) (int
 	cutoff := s.d.timeArg(seenBefore)
 	purged := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Actions first, then coverage: the order RecordOutcome writes them
+		// in, so the two never wait on each other's locks (PostgreSQL would
+		// abort one as a deadlock).
+		rows, err := tx.QueryContext(ctx, s.d.rebind(`DELETE FROM evidence WHERE seen_at < ? RETURNING target, edge`), cutoff)
+		if err != nil {
+			return fmt.Errorf("actions: %w", err)
+		}
+		type edgeKey struct{ target, edge string }
+		deleted, err := collect(rows, func(r scanner) (k edgeKey, err error) { return k, r.Scan(&k.target, &k.edge) })
+		if err != nil {
+			return fmt.Errorf("actions: %w", err)
+		}
+		purged = len(deleted)
+		var lost []edgeKey
+		seen := map[edgeKey]bool{}
+		for _, k := range deleted {
+			if !seen[k] {
+				seen[k] = true
+				lost = append(lost, k)
+			}
+		}
 		// Coverage vouches for the actions stored under it: when any of them
 		// goes, the coverage of that edge goes too, or a later claim would be
 		// judged against a read whose actions are no longer there.
-		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM evidence_coverage WHERE read_at < ?
-			OR EXISTS (SELECT 1 FROM evidence e WHERE e.target = evidence_coverage.target
-				AND e.edge = evidence_coverage.edge AND e.seen_at < ?)`), cutoff, cutoff); err != nil {
+		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM evidence_coverage WHERE read_at < ?`), cutoff); err != nil {
 			return fmt.Errorf("coverage: %w", err)
 		}
-		res, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM evidence WHERE seen_at < ?`), cutoff)
-		if err != nil {
-			return fmt.Errorf("actions: %w", err)
+		for _, part := range chunks(lost, 200) {
+			conds := make([]string, len(part))
+			args := make([]any, 0, 2*len(part))
+			for i, k := range part {
+				conds[i] = "(target = ? AND edge = ?)"
+				args = append(args, k.target, k.edge)
+			}
+			if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM evidence_coverage WHERE `+strings.Join(conds, " OR ")), args...); err != nil {
+				return fmt.Errorf("coverage: %w", err)
+			}
 		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return fmt.Errorf("actions: %w", err)
-		}
-		purged = int(n)
 		// A webhook sighting holds no personal data, but one older than the
 		// evidence kept is far past any fed window: the row only costs space.
 		if _, err := tx.ExecContext(ctx, s.d.rebind(`DELETE FROM webhook_targets WHERE last_at < ?`), cutoff); err != nil {

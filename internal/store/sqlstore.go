@@ -9,6 +9,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -50,6 +51,63 @@ const claimColumns = `id, tenant_id, idem_key, user_ref, handle, kind, target, c
 
 // scanner is a *sql.Row or *sql.Rows.
 type scanner interface{ Scan(dest ...any) error }
+
+// one reads a single row with scan (which reports the row's decode error
+// apart from the scan's): ErrNotFound, named, when there is none; the
+// decode error when the row is unusable.
+func one[T any](row *sql.Row, name string, scan func(scanner) (T, error, error)) (T, error) {
+	var zero T
+	v, bad, err := scan(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return zero, fmt.Errorf("%s: %w", name, ErrNotFound)
+	}
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", name, err)
+	}
+	if bad != nil {
+		return zero, bad
+	}
+	return v, nil
+}
+
+// collectUsable scans every row with scan (which reports a row's decode
+// error apart from the scan's) and closes rows, for listings where a poison
+// row must never fail the list: a row that cannot be scanned is skipped,
+// one that cannot be decoded is listed as scan left it.
+func collectUsable[T any](rows *sql.Rows, scan func(scanner) (T, error, error)) ([]T, error) {
+	return collect(rows, func(r scanner) (T, error) {
+		v, _, err := scan(r)
+		if err != nil {
+			err = errSkip
+		}
+		return v, err
+	})
+}
+
+// errSkip, returned by a scan function, leaves the row out of collect's result.
+var errSkip = errors.New("skip row")
+
+// collect scans every row with scan and closes rows. A row that cannot be
+// scanned fails the whole query: skipping it could make evidence look
+// absent, or a claim look decided.
+func collect[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if errors.Is(err, errSkip) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	return out, rows.Err()
+}
 
 func scanClaim(row scanner) (Claim, error) {
 	var (

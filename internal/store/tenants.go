@@ -115,17 +115,7 @@ func scanTenant(row scanner) (t Tenant, badAccounts error, err error) {
 
 func (s *sqlStore) Tenant(ctx context.Context, id string) (Tenant, error) {
 	row := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+tenantColumns+` FROM tenants WHERE id = ?`), id)
-	t, badAccounts, err := scanTenant(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Tenant{}, fmt.Errorf("tenant %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Tenant{}, fmt.Errorf("tenant %s: %w", id, err)
-	}
-	if badAccounts != nil {
-		return Tenant{}, badAccounts
-	}
-	return t, nil
+	return one(row, "tenant "+id, scanTenant)
 }
 
 // Tenants lists all tenants by id. A tenant whose accounts cannot be decoded
@@ -135,16 +125,8 @@ func (s *sqlStore) Tenants(ctx context.Context) ([]Tenant, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tenants: %w", err)
 	}
-	defer rows.Close()
-	var tenants []Tenant
-	for rows.Next() {
-		t, _, err := scanTenant(rows)
-		if err != nil {
-			continue
-		}
-		tenants = append(tenants, t)
-	}
-	if err := rows.Err(); err != nil {
+	tenants, err := collectUsable(rows, scanTenant)
+	if err != nil {
 		return nil, fmt.Errorf("tenants: %w", err)
 	}
 	// Byte order, the same on both databases whatever PostgreSQL's collation.

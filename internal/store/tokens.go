@@ -429,17 +429,7 @@ func scanToken(row scanner) (t Token, badJSON error, err error) {
 
 func (s *sqlStore) Token(ctx context.Context, id string) (Token, error) {
 	row := s.db.QueryRowContext(ctx, s.d.rebind(`SELECT `+tokenColumns+` FROM tokens WHERE id = ?`), id)
-	t, badJSON, err := scanToken(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return Token{}, fmt.Errorf("token %s: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Token{}, fmt.Errorf("token %s: %w", id, err)
-	}
-	if badJSON != nil {
-		return Token{}, badJSON
-	}
-	return t, nil
+	return one(row, "token "+id, scanToken)
 }
 
 // Tokens lists all tokens by id; see Tenants for undecodable accounts (and
@@ -460,16 +450,8 @@ func (s *sqlStore) queryTokens(ctx context.Context, query string, args ...any) (
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var tokens []Token
-	for rows.Next() {
-		t, _, err := scanToken(rows)
-		if err != nil {
-			continue
-		}
-		tokens = append(tokens, t)
-	}
-	if err := rows.Err(); err != nil {
+	tokens, err := collectUsable(rows, scanToken)
+	if err != nil {
 		return nil, err
 	}
 	// Byte order, the same on both databases whatever PostgreSQL's collation.

@@ -30,7 +30,7 @@ func TestPlatformAPIWithTheEngine(t *testing.T) {
 	tenant, other := standard[0], standard[1]
 	keys := map[string]string{tenant: "key-" + tenant + "-0123456789abcdef0123456789abcdef", other: "key-" + other + "-0123456789abcdef0123456789abcdef"}
 	for tn, k := range keys {
-		if err := w.St.AddAPIKey(ctx, tn, "test", k, time.Now()); err != nil {
+		if err := w.St.AddAPIKey(ctx, store.APIKey{Tenant: tn, Name: "test", Key: k, Now: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -82,7 +82,7 @@ func startTokenWorld(t *testing.T, workerKeys, apiKeys *vault.Vault) *tokenWorld
 	w := &tokenWorld{World: &systemtest.World{Sim: sim, C: c, Addr: addr, St: st, Cfg: cfg, Tenants: tenants, Eng: eng}, eng: eng, api: apiSrv}
 	w.tenant = w.TenantsBy(store.TierPremium)[0]
 	w.apiKey = "key-" + w.tenant + "-0123456789abcdef0123456789abcdef"
-	if err := st.AddAPIKey(context.Background(), w.tenant, "test", w.apiKey, time.Now()); err != nil {
+	if err := st.AddAPIKey(context.Background(), store.APIKey{Tenant: w.tenant, Name: "test", Key: w.apiKey, Now: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	// The API's connector opens tokens with the API's keys.

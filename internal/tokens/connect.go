@@ -194,7 +194,7 @@ func (c *Connector) Deauthorize(ctx context.Context, signedRequest string) ([]st
 	var revoked []string
 	const reason = "the user removed the app (Meta's deauthorization callback)"
 	for _, t := range toks {
-		if err := a.Store.MarkTokenState(ctx, t.ID, store.TokenRevoked, reason, a.now()); err != nil {
+		if err := a.Store.MarkTokenState(ctx, store.TokenMark{ID: t.ID, State: store.TokenRevoked, Reason: reason, At: a.now()}); err != nil {
 			return revoked, fmt.Errorf("deauthorize: %w", err)
 		}
 		revoked = append(revoked, t.ID)

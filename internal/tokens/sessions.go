@@ -103,7 +103,7 @@ func (s *Sessions) MarkBroken(ctx context.Context, tokenID string, ge *graph.Err
 	if ge.Subcode == subcodeNotAuthorized { // the user removed the app
 		state = store.TokenRevoked
 	}
-	if err := s.Store.MarkTokenState(context.WithoutCancel(ctx), tokenID, state, "seen in verification: "+ge.Error(), s.now()); err != nil {
+	if err := s.Store.MarkTokenState(context.WithoutCancel(ctx), store.TokenMark{ID: tokenID, State: state, Reason: "seen in verification: " + ge.Error(), At: s.now()}); err != nil {
 		return fmt.Errorf("token %s state %s not recorded: %w", tokenID, state, err)
 	}
 	return nil

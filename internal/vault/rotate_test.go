@@ -374,7 +374,7 @@ func TestRawRowsHoldNoTokenValue(t *testing.T) {
 		if err := st.UpsertToken(ctx, store.Token{ID: "file-token", BudgetWindow: "1h", SecretRef: "env:FILE_TOKEN"}); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.MarkTokenState(ctx, "acme-page", store.TokenInvalid, "graph error 190", time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC)); err != nil {
+		if err := st.MarkTokenState(ctx, store.TokenMark{ID: "acme-page", State: store.TokenInvalid, Reason: "graph error 190", At: time.Date(2026, 11, 29, 5, 0, 0, 0, time.UTC)}); err != nil {
 			t.Fatal(err)
 		}
 		secrets := [][]byte{k1.Secret, k2.Secret}
