@@ -22,6 +22,9 @@ import (
 // NeedPermits with the time to ask again, for the workflow to wait.
 func (k *chunk) verifyWithPermits(ctx context.Context) error {
 	in := k.in
+	if len(k.groups)+len(k.single) == 0 {
+		return nil // decided since the chunk was planned
+	}
 	session, err := k.a.Tokens.Open(ctx, in.TokenID)
 	if err != nil {
 		// A token we cannot even load is a broken token: nothing is rejected.
@@ -38,6 +41,20 @@ func (k *chunk) verifyWithPermits(ctx context.Context) error {
 			k.log.Warn("limiter report not sent", "TokenID", in.TokenID, "error", err)
 		}
 	}()
+	// Permits first: a chunk the limiter has none for goes back to wait
+	// without loading the evidence on its targets (thousands of comments on
+	// a busy post), however often it asks.
+	pace.Want(len(k.groups) + len(k.single))
+	if err := pace.Reserve(); err != nil {
+		for _, c := range k.claims() {
+			k.apply(outcome{claim: c, err: err})
+		}
+		k.res.RetryAt, k.res.Paused = pace.RetryAt(), pace.Paused()
+		return nil
+	}
+	if err := k.loadEvidence(ctx); err != nil {
+		return err
+	}
 	lag := k.a.Limiter.MetaTime(in.Grace)
 	for i, g := range k.groups {
 		if k.outOfPermits || k.stop != nil {

@@ -125,7 +125,7 @@ func (a *Activities) VerifyClaims(ctx context.Context, in VerifyInput) (VerifyRe
 	case in.Audit:
 		err = k.audit(ctx)
 	case in.StoredOnly:
-		k.decideFromStored()
+		err = k.decideFromStored(ctx)
 	default:
 		err = k.verifyWithPermits(ctx)
 	}
@@ -167,8 +167,8 @@ type chunk struct {
 }
 
 // openChunk loads the chunk's claims that are still to check (open ones;
-// for an audit, provisional approvals not yet audited), groups them by
-// target and loads the evidence held on those targets, in one snapshot.
+// for an audit, provisional approvals not yet audited) and groups them by
+// target. The evidence held on the targets is loaded by loadEvidence.
 func (a *Activities) openChunk(ctx context.Context, in VerifyInput) (*chunk, error) {
 	claims, err := a.Store.Claims(ctx, in.ClaimIDs)
 	if err != nil {
@@ -183,9 +183,6 @@ func (a *Activities) openChunk(ctx context.Context, in VerifyInput) (*chunk, err
 	}
 	k := &chunk{ctx: ctx, a: a, in: in, log: activity.GetLogger(ctx), verdicts: map[int64]string{}}
 	k.groups, k.single = groupByTarget(open)
-	if k.held, err = a.knownEvidence(ctx, k.groups); err != nil {
-		return nil, err
-	}
 	k.grace = in.Grace
 	if !in.Final && !in.Audit {
 		k.grace = 0 // a first check only reports absence, for the re-check
@@ -205,6 +202,17 @@ func (a *Activities) openChunk(ctx context.Context, in VerifyInput) (*chunk, err
 		k.res.Absent = append(k.res.Absent, o.claim.ID)
 	}
 	return k, nil
+}
+
+// loadEvidence loads what the store holds on the chunk's targets, actions
+// and coverage in one snapshot.
+func (k *chunk) loadEvidence(ctx context.Context) error {
+	held, err := k.a.knownEvidence(ctx, k.groups)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	k.held = held
+	return nil
 }
 
 // decide adds a verdict to what record writes.

@@ -83,6 +83,23 @@ func (p *Pacer) Patient() *Pacer {
 // spent), so few permits go back unused.
 func (p *Pacer) Want(calls int) { p.want = max(1, calls) }
 
+// Reserve gets the activity's first permits now, before it does the work
+// that leads to its calls, so a chunk the limiter has nothing for stops
+// early: ErrOutOfPermits (then RetryAt, or Paused), or the limiter's error.
+// Unpaced, or with permits in hand, it does nothing.
+func (p *Pacer) Reserve() error {
+	if !p.paced || p.next < len(p.permits) {
+		return nil
+	}
+	if p.failed != nil {
+		return p.failed
+	}
+	if p.out {
+		return ErrOutOfPermits
+	}
+	return p.reserve()
+}
+
 // Before waits for the next usable permit. It returns ErrOutOfPermits when
 // the limiter gives none soon enough (then RetryAt, or Paused), a throttle
 // *graph.Error when Meta throttled the token (seen by any call in this
