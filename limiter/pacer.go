@@ -88,14 +88,22 @@ func (p *Pacer) Want(calls int) { p.want = max(1, calls) }
 // early: ErrOutOfPermits (then RetryAt, or Paused), or the limiter's error.
 // Unpaced, or with permits in hand, it does nothing.
 func (p *Pacer) Reserve() error {
-	if !p.paced || p.next < len(p.permits) {
+	if !p.paced {
 		return nil
 	}
-	if p.failed != nil {
+	return p.ready()
+}
+
+// ready makes sure a permit is in hand, reserving more when none is; once
+// the pacer is out of permits or the limiter failed, it says so for good.
+func (p *Pacer) ready() error {
+	switch {
+	case p.failed != nil:
 		return p.failed
-	}
-	if p.out {
+	case p.out:
 		return ErrOutOfPermits
+	case p.next < len(p.permits):
+		return nil
 	}
 	return p.reserve()
 }
@@ -115,17 +123,8 @@ func (p *Pacer) Before() error {
 		return nil
 	}
 	for {
-		if p.failed != nil {
-			return p.failed
-		}
-		if p.out {
-			return ErrOutOfPermits
-		}
-		if p.next == len(p.permits) {
-			if err := p.reserve(); err != nil {
-				return err
-			}
-			continue
+		if err := p.ready(); err != nil {
+			return err
 		}
 		permit := p.permits[p.next]
 		p.next++

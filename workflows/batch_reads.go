@@ -28,7 +28,7 @@ func (b *tenantBatch) readChunk(ctx workflow.Context, tokenID string, ids []int6
 		var r activities.VerifyResult
 		if err := workflow.ExecuteActivity(actx, a.VerifyClaims, in).Get(ctx, &r); err != nil {
 			workflow.GetLogger(ctx).Warn("VerifyClaims failed; claims go back to pending", "claims", len(in.ClaimIDs), "error", err)
-			r = failedChunk(in.ClaimIDs, "verify activity failed")
+			r = failedAs(in.ClaimIDs, graph.Transient, "verify activity failed")
 		}
 		b.count(r)
 		total.Absent = append(total.Absent, r.Absent...)
@@ -37,9 +37,7 @@ func (b *tenantBatch) readChunk(ctx workflow.Context, tokenID string, ids []int6
 			return total
 		}
 		if r.Paused {
-			for _, id := range r.NeedPermits {
-				total.Deferred = append(total.Deferred, activities.Failed{ClaimID: id, Class: graph.Throttled, Reason: "limiter granted no permits (paused)"})
-			}
+			total.Deferred = append(total.Deferred, failedAs(r.NeedPermits, graph.Throttled, "limiter granted no permits (paused)").Deferred...)
 			return total
 		}
 		in.ClaimIDs = r.NeedPermits
@@ -47,9 +45,7 @@ func (b *tenantBatch) readChunk(ctx workflow.Context, tokenID string, ids []int6
 			// Other callers hold the permits due soon: ask again when ours come.
 			b.holdLease(ctx, r.RetryAt)
 			if err := workflow.Sleep(ctx, wait); err != nil {
-				for _, id := range in.ClaimIDs {
-					total.Deferred = append(total.Deferred, activities.Failed{ClaimID: id, Class: graph.Transient, Reason: "canceled"})
-				}
+				total.Deferred = append(total.Deferred, failedAs(in.ClaimIDs, graph.Transient, "canceled").Deferred...)
 				return total
 			}
 		}

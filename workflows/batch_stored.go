@@ -39,7 +39,7 @@ func (b *tenantBatch) storedChunks(ctx workflow.Context, tokenID string, ids []i
 			LeaseOwner: b.in.LeaseOwner, Final: final, Grace: b.s.RecheckDelay, StoredOnly: true,
 		}).Get(ctx, &r); err != nil {
 			workflow.GetLogger(ctx).Warn("stored-evidence check failed", "claims", len(chunk), "error", err)
-			r = failedChunk(chunk, "stored-evidence check failed")
+			r = failedAs(chunk, graph.Transient, "stored-evidence check failed")
 		}
 		b.count(r)
 		results = append(results, r)
@@ -60,12 +60,13 @@ func (b *tenantBatch) storedPass(ctx workflow.Context, tokenID string, ids []int
 	return rest
 }
 
-// failedChunk is a chunk whose activity failed for good: every claim a
-// transient failure, to try again or hand back.
-func failedChunk(ids []int64, reason string) activities.VerifyResult {
+// failedAs is a chunk none of whose claims could be checked: every claim a
+// failure of one class (transient ones are tried again, the others handed
+// back).
+func failedAs(ids []int64, class graph.Class, reason string) activities.VerifyResult {
 	var r activities.VerifyResult
 	for _, id := range ids {
-		r.Deferred = append(r.Deferred, activities.Failed{ClaimID: id, Class: graph.Transient, Reason: reason})
+		r.Deferred = append(r.Deferred, activities.Failed{ClaimID: id, Class: class, Reason: reason})
 	}
 	return r
 }
